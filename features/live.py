@@ -1,0 +1,119 @@
+"""Live state at decision time: congestion at the origin and the equipment's last rotation.
+
+The same window arithmetic serves two callers: training computes a snapshot for every historical decision
+time in one vectorised pass; serving recomputes the snapshot for one origin when an orchestrator pushes a
+departure event, and writes it through Feast's push source. Both call :func:`window_stats`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+DEPARTED_WINDOW = pd.Timedelta(minutes=60)
+SCHEDULED_WINDOW = pd.Timedelta(minutes=120)
+LIVE_COLUMNS = ("departures_60m", "mean_dep_delay_60m", "max_dep_delay_60m", "undeparted_120m",
+                "undeparted_mean_wait_120m")
+_NS_PER_MIN = 60 * 1_000_000_000
+
+
+def _ns(ts: pd.Series | pd.DatetimeIndex) -> np.ndarray:
+    values = pd.to_datetime(ts, utc=True)
+    ns = np.asarray(values.astype("int64"), dtype=np.int64).copy()
+    ns[np.asarray(pd.isna(values))] = np.iinfo(np.int64).max  # never departed
+    return ns
+
+
+def window_stats(*, scheduled: np.ndarray, departed: np.ndarray, at: np.ndarray) -> dict[str, np.ndarray]:
+    """Live congestion of one group at each time in ``at`` (all int64 ns UTC; never departed = int64 max).
+
+    - ``departures_60m``: departures that happened in (at - 60 min, at]
+    - ``mean_dep_delay_60m``: their mean departure delay in minutes (NaN with no departure)
+    - ``max_dep_delay_60m``: the largest of those delays
+    - ``undeparted_120m``: shipments scheduled in (at - 120 min, at] and not departed by ``at``
+    - ``undeparted_mean_wait_120m``: how long, on average, those have been waiting past schedule
+    """
+    order = np.argsort(scheduled, kind="stable")
+    sched, dep = scheduled[order], departed[order]
+    happened = dep != np.iinfo(np.int64).max
+    by_dep = np.argsort(dep[happened], kind="stable")
+    dep_sorted = dep[happened][by_dep]
+    delay_sorted = ((dep[happened] - sched[happened]) / _NS_PER_MIN)[by_dep]
+    csum = np.concatenate([[0.0], np.cumsum(delay_sorted)])
+    hi = np.searchsorted(dep_sorted, at, side="right")
+    lo = np.searchsorted(dep_sorted, at - DEPARTED_WINDOW.value, side="right")
+    count = (hi - lo).astype(float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean_delay = np.where(count > 0, (csum[hi] - csum[lo]) / count, np.nan)
+    s_hi = np.searchsorted(sched, at, side="right")
+    s_lo = np.searchsorted(sched, at - SCHEDULED_WINDOW.value, side="right")
+    width = int((s_hi - s_lo).max(initial=0))
+    undeparted, wait = np.zeros(len(at)), np.full(len(at), np.nan)
+    if width:
+        idx = s_lo[:, None] + np.arange(width)[None, :]
+        inside = idx < s_hi[:, None]
+        clipped = np.minimum(idx, len(dep) - 1)
+        waiting = inside & (dep[clipped] > at[:, None])
+        undeparted = waiting.sum(axis=1).astype(float)
+        waited = np.where(waiting, (at[:, None] - sched[clipped]) / _NS_PER_MIN, 0.0).sum(axis=1)
+        wait = np.where(undeparted > 0, waited / np.maximum(undeparted, 1), np.nan)
+    max_delay = _window_max(dep_sorted, delay_sorted, lo=lo, hi=hi)
+    return {"departures_60m": count, "mean_dep_delay_60m": mean_delay, "max_dep_delay_60m": max_delay,
+            "undeparted_120m": undeparted, "undeparted_mean_wait_120m": wait}
+
+
+def _window_max(times: np.ndarray, values: np.ndarray, *, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """max(values[lo:hi]) per query (NaN where the window is empty), without a Python loop."""
+    width = int((hi - lo).max(initial=0))
+    if width == 0 or len(values) == 0:
+        return np.full(len(lo), np.nan)
+    idx = lo[:, None] + np.arange(width)[None, :]
+    inside = idx < hi[:, None]
+    gathered = np.where(inside, values[np.minimum(idx, len(values) - 1)], -np.inf)
+    best = gathered.max(axis=1)
+    return np.where(np.isfinite(best), best, np.nan)
+
+
+def live_congestion(history: pd.DataFrame, *, group: pd.Series, queries: pd.DataFrame,
+                    key_name: str, prefix: str) -> pd.DataFrame:
+    """Snapshot per (group, time) in ``queries`` (columns ``key``, ``at``) from history grouped by ``group``.
+
+    Only ``scheduled_departure`` and ``actual_departure`` at or before each query time can move a value.
+    """
+    scheduled = _ns(history["scheduled_departure"])
+    departed = _ns(history["actual_departure"])
+    groups = pd.Series(np.arange(len(history))).groupby(group.to_numpy()).indices
+    queries = queries.drop_duplicates(["key", "at"])
+    parts = []
+    for key, at_frame in queries.groupby("key", sort=False):
+        rows = groups.get(key, np.array([], dtype=int))
+        at = _ns(at_frame["at"])
+        stats = window_stats(scheduled=scheduled[rows], departed=departed[rows], at=at)
+        part = pd.DataFrame({key_name: key, "event_timestamp": at_frame["at"].to_numpy()})
+        for name in LIVE_COLUMNS:
+            part[f"{prefix}_{name}"] = stats[name]
+        parts.append(part)
+    out = pd.concat(parts, ignore_index=True)
+    return out.sort_values(["event_timestamp", key_name]).reset_index(drop=True)
+
+
+def equipment_rotation(history: pd.DataFrame) -> pd.DataFrame:
+    """One row per actual departure of a known piece of equipment, stamped when it departed."""
+    departed = history[history["actual_departure"].notna() & history["equipment_id"].notna()]
+    delay = (departed["actual_departure"] - departed["scheduled_departure"]).dt.total_seconds() / 60.0
+    out = pd.DataFrame({
+        "equipment_id": departed["equipment_id"].astype(str).to_numpy(),
+        "event_timestamp": departed["actual_departure"].to_numpy(),
+        "eq_last_dep_delay": delay.to_numpy(),
+        "eq_last_departure_epoch": departed["actual_departure"].astype("int64").to_numpy() / 1e9,
+    })
+    out = out.sort_values(["event_timestamp", "equipment_id"])
+    return out.drop_duplicates(["equipment_id", "event_timestamp"], keep="last").reset_index(drop=True)
+
+
+def derive_features(frame: pd.DataFrame, decision_time: pd.Series) -> pd.DataFrame:
+    """Features computed from looked-up values and the decision time (training and serving alike)."""
+    out = frame.copy()
+    since = decision_time.astype("int64").to_numpy() / 1e9 - out["eq_last_departure_epoch"].to_numpy(dtype=float)
+    out["eq_minutes_since_last_departure"] = since / 60.0
+    return out.drop(columns=["eq_last_departure_epoch"])

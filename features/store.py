@@ -1,0 +1,108 @@
+"""The Feast feature store: configuration, apply, offline joins, materialization, online reads.
+
+The store is configured in code from :class:`StoreSettings` (environment-overridable) rather than by
+``feature_store.yaml`` alone, so tests can point it at ``tmp_path`` and select SQLite or Redis.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime
+from pathlib import Path
+
+import pandas as pd
+from feast import FeatureStore
+from feast.repo_config import RepoConfig
+from pydantic import BaseModel, ConfigDict, Field
+
+from features.errors import FeaturesUnavailable
+from features.feast_defs import FEATURE_SERVICE, TABLES, build_definitions, feature_columns, table_path
+
+DEFAULT_REPO = Path(__file__).parent / "feature_repo"
+
+
+class StoreSettings(BaseModel):
+    """Where the Feast repo lives and which online store it uses."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    repo_dir: Path = DEFAULT_REPO
+    project: str = Field(default="tollgate", pattern=r"^[a-z][a-z0-9_]*$")
+    online: str = Field(default="sqlite", pattern=r"^(sqlite|redis)$")
+    redis_url: str = "127.0.0.1:6379"
+
+    @classmethod
+    def from_env(cls, **overrides: object) -> StoreSettings:
+        """Settings from ``TOLLGATE_FEAST_REPO``, ``TOLLGATE_ONLINE_STORE``, ``TOLLGATE_REDIS_URL``."""
+        env = {
+            "repo_dir": os.environ.get("TOLLGATE_FEAST_REPO"),
+            "project": os.environ.get("TOLLGATE_FEAST_PROJECT"),
+            "online": os.environ.get("TOLLGATE_ONLINE_STORE"),
+            "redis_url": os.environ.get("TOLLGATE_REDIS_URL"),
+        }
+        values = {k: v for k, v in env.items() if v} | {k: v for k, v in overrides.items() if v is not None}
+        return cls(**values)
+
+    @property
+    def data_dir(self) -> Path:
+        return self.repo_dir / "data"
+
+
+def open_store(settings: StoreSettings) -> FeatureStore:
+    """A FeatureStore over ``settings.repo_dir`` with a Parquet offline store."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    if settings.online == "redis":
+        online = {"type": "redis", "connection_string": settings.redis_url}
+    else:
+        online = {"type": "sqlite", "path": str(settings.data_dir / "online.db")}
+    config = RepoConfig(project=settings.project, provider="local",
+                        registry=str(settings.data_dir / "registry.db"),
+                        offline_store={"type": "duckdb"}, online_store=online,
+                        repo_path=settings.repo_dir, entity_key_serialization_version=3)
+    return FeatureStore(config=config)
+
+
+def write_tables(tables: dict[str, pd.DataFrame], data_dir: Path) -> None:
+    """Write every feature table to Parquet (atomically per file: write, then rename)."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    for table in TABLES:
+        target = table_path(data_dir, table)
+        tmp = target.with_suffix(".parquet.tmp")
+        tables[table].to_parquet(tmp, index=False)
+        tmp.replace(target)
+
+
+def apply(store: FeatureStore, settings: StoreSettings) -> None:
+    """Register entities, sources, views and the FeatureService."""
+    store.apply(build_definitions(settings.data_dir))
+
+
+def historical_features(store: FeatureStore, entity_df: pd.DataFrame,
+                        service: str = FEATURE_SERVICE) -> pd.DataFrame:
+    """Point-in-time join of the service's features onto ``entity_df`` (rows keep their order)."""
+    frame = entity_df.reset_index(drop=True).copy()
+    frame["_row"] = range(len(frame))
+    job = store.get_historical_features(entity_df=frame, features=store.get_feature_service(service))
+    joined = job.to_df().sort_values("_row").reset_index(drop=True)
+    return joined.drop(columns=["_row"])
+
+
+def materialize(store: FeatureStore, *, start: datetime, end: datetime) -> None:
+    """Load the latest value of every entity (within each view's TTL) into the online store."""
+    store.materialize(start_date=start, end_date=end)
+
+
+def online_features(store: FeatureStore, entity_rows: list[dict[str, str]],
+                    service: str = FEATURE_SERVICE) -> pd.DataFrame:
+    """Online lookup of the service's features for each entity row; missing entities come back NaN."""
+    try:
+        response = store.get_online_features(features=store.get_feature_service(service),
+                                             entity_rows=entity_rows)
+    except Exception as exc:  # noqa: BLE001 - any backend failure means features are unavailable
+        raise FeaturesUnavailable(f"online feature lookup failed: {exc}") from exc
+    return response.to_df()
+
+
+def all_feature_columns() -> list[str]:
+    """Every value column the FeatureService returns, in table order."""
+    return [col for table in TABLES for col in feature_columns(table)]
