@@ -14,23 +14,25 @@ from pathlib import Path
 from feast import Entity, FeatureService, FeatureView, Field, FileSource, PushSource, ValueType
 from feast.types import Float64
 
-from features.live import LIVE_COLUMNS
+from features.live import DEST_COLUMNS, LIVE_COLUMNS
 
 FEATURE_SERVICE = "delay_risk_v1"
 
 TABLES = ("carrier_perf", "lane_perf", "origin_weather", "origin_schedule", "origin_live",
-          "carrier_live", "equipment_rotation")
-PUSH_SOURCES = {"origin_live": "origin_live_push", "carrier_live": "carrier_live_push"}
+          "carrier_live", "dest_live", "equipment_rotation")
+PUSH_SOURCES = {"origin_live": "origin_live_push", "carrier_live": "carrier_live_push",
+                "dest_live": "dest_live_push"}
 
 _ENTITY_KEYS = {
     "carrier_perf": "carrier", "lane_perf": "lane", "origin_weather": "origin",
     "origin_schedule": "origin_hour", "origin_live": "origin", "carrier_live": "carrier_origin",
+    "dest_live": "destination",
     "equipment_rotation": "equipment_id",
 }
 _TTL = {
     "carrier_perf": timedelta(days=2), "lane_perf": timedelta(days=2),
     "origin_weather": timedelta(hours=3), "origin_schedule": timedelta(days=3),
-    "origin_live": timedelta(hours=1), "carrier_live": timedelta(hours=1),
+    "origin_live": timedelta(hours=1), "carrier_live": timedelta(hours=1), "dest_live": timedelta(hours=1),
     "equipment_rotation": timedelta(days=2),
 }
 _WEATHER = ("temp", "dewp", "humid", "wind_speed", "wind_gust", "precip", "pressure", "visib")
@@ -47,8 +49,10 @@ def feature_columns(table: str) -> list[str]:
         return ["sched_departures_origin_hour", "sched_departures_origin_day"]
     if table in ("origin_live", "carrier_live"):
         return [f"{table}_{name}" for name in LIVE_COLUMNS]
+    if table == "dest_live":
+        return [f"dest_live_{name}" for name in DEST_COLUMNS]
     if table == "equipment_rotation":
-        return ["eq_last_dep_delay", "eq_last_departure_epoch"]
+        return ["eq_last_dep_delay", "eq_last_departure_epoch", "eq_last_sched_block_minutes"]
     raise KeyError(table)
 
 

@@ -10,10 +10,14 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from features.schemas import DECISION_LEAD_MINUTES
+
 DEPARTED_WINDOW = pd.Timedelta(minutes=60)
 SCHEDULED_WINDOW = pd.Timedelta(minutes=120)
 LIVE_COLUMNS = ("departures_60m", "mean_dep_delay_60m", "max_dep_delay_60m", "undeparted_120m",
                 "undeparted_mean_wait_120m")
+ARRIVED_WINDOW = pd.Timedelta(minutes=180)
+DEST_COLUMNS = ("arrivals_180m", "mean_arr_delay_180m")
 _NS_PER_MIN = 60 * 1_000_000_000
 
 
@@ -97,15 +101,52 @@ def live_congestion(history: pd.DataFrame, *, group: pd.Series, queries: pd.Data
     return out.sort_values(["event_timestamp", key_name]).reset_index(drop=True)
 
 
+def arrival_stats(*, scheduled: np.ndarray, arrived: np.ndarray, at: np.ndarray) -> dict[str, np.ndarray]:
+    """Arrivals in (at - 180 min, at] and their mean arrival delay (ns UTC; never arrived = int64 max).
+
+    A destination's recent arrival delays reveal ground-delay programmes and weather there.
+    """
+    happened = arrived != np.iinfo(np.int64).max
+    order = np.argsort(arrived[happened], kind="stable")
+    arr_sorted = arrived[happened][order]
+    delays = ((arrived[happened] - scheduled[happened]) / _NS_PER_MIN)[order]
+    csum = np.concatenate([[0.0], np.cumsum(delays)])
+    hi = np.searchsorted(arr_sorted, at, side="right")
+    lo = np.searchsorted(arr_sorted, at - ARRIVED_WINDOW.value, side="right")
+    count = (hi - lo).astype(float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(count > 0, (csum[hi] - csum[lo]) / count, np.nan)
+    return {"arrivals_180m": count, "mean_arr_delay_180m": mean}
+
+
+def destination_live(history: pd.DataFrame, *, queries: pd.DataFrame) -> pd.DataFrame:
+    """Snapshot of recent arrivals per (destination, time) in ``queries`` (columns ``key``, ``at``)."""
+    scheduled = _ns(history["scheduled_arrival"])
+    arrived = _ns(history["actual_arrival"])
+    groups = pd.Series(np.arange(len(history))).groupby(history["destination"].to_numpy()).indices
+    parts = []
+    for key, at_frame in queries.drop_duplicates(["key", "at"]).groupby("key", sort=False):
+        rows = groups.get(key, np.array([], dtype=int))
+        stats = arrival_stats(scheduled=scheduled[rows], arrived=arrived[rows], at=_ns(at_frame["at"]))
+        part = pd.DataFrame({"destination": key, "event_timestamp": at_frame["at"].to_numpy()})
+        for name in DEST_COLUMNS:
+            part[f"dest_live_{name}"] = stats[name]
+        parts.append(part)
+    out = pd.concat(parts, ignore_index=True)
+    return out.sort_values(["event_timestamp", "destination"]).reset_index(drop=True)
+
+
 def equipment_rotation(history: pd.DataFrame) -> pd.DataFrame:
     """One row per actual departure of a known piece of equipment, stamped when it departed."""
     departed = history[history["actual_departure"].notna() & history["equipment_id"].notna()]
     delay = (departed["actual_departure"] - departed["scheduled_departure"]).dt.total_seconds() / 60.0
+    block = (departed["scheduled_arrival"] - departed["scheduled_departure"]).dt.total_seconds() / 60.0
     out = pd.DataFrame({
         "equipment_id": departed["equipment_id"].astype(str).to_numpy(),
         "event_timestamp": departed["actual_departure"].to_numpy(),
         "eq_last_dep_delay": delay.to_numpy(),
         "eq_last_departure_epoch": departed["actual_departure"].astype("int64").to_numpy() / 1e9,
+        "eq_last_sched_block_minutes": block.to_numpy(),
     })
     out = out.sort_values(["event_timestamp", "equipment_id"])
     return out.drop_duplicates(["equipment_id", "event_timestamp"], keep="last").reset_index(drop=True)
@@ -116,4 +157,8 @@ def derive_features(frame: pd.DataFrame, decision_time: pd.Series) -> pd.DataFra
     out = frame.copy()
     since = decision_time.astype("int64").to_numpy() / 1e9 - out["eq_last_departure_epoch"].to_numpy(dtype=float)
     out["eq_minutes_since_last_departure"] = since / 60.0
+    # Time left for the out-and-back trip before this departure: negative means the equipment cannot be
+    # back in time even if everything runs to schedule from now on.
+    out["eq_rotation_slack_minutes"] = (since / 60.0 + DECISION_LEAD_MINUTES
+                                        - 2.0 * out["eq_last_sched_block_minutes"].to_numpy(dtype=float))
     return out.drop(columns=["eq_last_departure_epoch"])

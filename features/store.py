@@ -19,6 +19,7 @@ from features.errors import FeaturesUnavailable
 from features.feast_defs import FEATURE_SERVICE, TABLES, build_definitions, feature_columns, table_path
 
 DEFAULT_REPO = Path(__file__).parent / "feature_repo"
+ASOF_STORE = "features.asof_store.AsofDuckDBOfflineStore"
 
 
 class StoreSettings(BaseModel):
@@ -30,6 +31,7 @@ class StoreSettings(BaseModel):
     project: str = Field(default="tollgate", pattern=r"^[a-z][a-z0-9_]*$")
     online: str = Field(default="sqlite", pattern=r"^(sqlite|redis)$")
     redis_url: str = "127.0.0.1:6379"
+    offline: str = Field(default="asof", pattern=r"^(asof|duckdb)$")
 
     @classmethod
     def from_env(cls, **overrides: object) -> StoreSettings:
@@ -55,9 +57,10 @@ def open_store(settings: StoreSettings) -> FeatureStore:
         online = {"type": "redis", "connection_string": settings.redis_url}
     else:
         online = {"type": "sqlite", "path": str(settings.data_dir / "online.db")}
+    offline = ASOF_STORE if settings.offline == "asof" else "duckdb"
     config = RepoConfig(project=settings.project, provider="local",
                         registry=str(settings.data_dir / "registry.db"),
-                        offline_store={"type": "duckdb"}, online_store=online,
+                        offline_store={"type": offline}, online_store=online,
                         repo_path=settings.repo_dir, entity_key_serialization_version=3)
     return FeatureStore(config=config)
 

@@ -31,5 +31,6 @@ def build_feature_tables(history: pd.DataFrame, weather: pd.DataFrame) -> dict[s
         "carrier_live": live.live_congestion(history, group=carrier_origin,
                                              queries=live_queries(history, carrier_origin),
                                              key_name="carrier_origin", prefix="carrier_live"),
+        "dest_live": live.destination_live(history, queries=live_queries(history, history["destination"])),
         "equipment_rotation": live.equipment_rotation(history),
     }

@@ -146,6 +146,7 @@ def entity_frame(shipments: pd.DataFrame) -> pd.DataFrame:
         "carrier": shipments["carrier"].astype(str).to_numpy(),
         "lane": lane_key(shipments["origin"], shipments["destination"]).to_numpy(),
         "origin": shipments["origin"].astype(str).to_numpy(),
+        "destination": shipments["destination"].astype(str).to_numpy(),
         "carrier_origin": carrier_origin_key(shipments["carrier"], shipments["origin"]).to_numpy(),
         "origin_hour": origin_hour_key(shipments["origin"], shipments["scheduled_departure"]).to_numpy(),
         "equipment_id": equipment.astype(str).to_numpy(),

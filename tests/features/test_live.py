@@ -1,7 +1,7 @@
 import numpy as np
 import pandas as pd
 
-from features.live import derive_features, equipment_rotation, live_congestion, window_stats
+from features.live import derive_features, destination_live, equipment_rotation, live_congestion, window_stats
 from tests.conftest import frame, shipment
 
 T0 = pd.Timestamp("2013-01-01T12:00Z")
@@ -43,6 +43,15 @@ def test_live_congestion_rows_are_per_key_and_time():
     assert (out["event_timestamp"] == T0).all()
 
 
+def test_destination_live_counts_arrivals_known_at_the_time():
+    h = frame([shipment("landed", dest="ORD", dep="2013-01-01T08:00Z", arr="2013-01-01T10:30Z", arr_delay=40.0),
+               shipment("in-air", dest="ORD", dep="2013-01-01T09:00Z", arr="2013-01-01T11:30Z", arr_delay=45.0),
+               shipment("old", dest="ORD", dep="2013-01-01T04:00Z", arr="2013-01-01T06:00Z", arr_delay=0.0)])
+    out = destination_live(h, queries=pd.DataFrame({"key": ["ORD"], "at": [T0]}))
+    assert out.loc[0, "dest_live_arrivals_180m"] == 1  # landed 11:10; in-air lands 12:15; old too early
+    assert out.loc[0, "dest_live_mean_arr_delay_180m"] == 40.0
+
+
 def test_equipment_rotation_is_stamped_when_the_departure_happened():
     h = frame([shipment("a", tail="N1", dep="2013-01-01T10:00Z", dep_delay=25.0),
                shipment("b", tail="N1", dep="2013-01-01T16:00Z", dep_delay=None),
@@ -54,8 +63,11 @@ def test_equipment_rotation_is_stamped_when_the_departure_happened():
 
 
 def test_derive_minutes_since_the_equipment_last_departed():
-    looked_up = pd.DataFrame({"eq_last_departure_epoch": [pd.Timestamp("2013-01-01T10:25Z").timestamp(), np.nan]})
+    looked_up = pd.DataFrame({"eq_last_departure_epoch": [pd.Timestamp("2013-01-01T10:25Z").timestamp(), np.nan],
+                              "eq_last_sched_block_minutes": [60.0, np.nan]})
     out = derive_features(looked_up, pd.Series([pd.Timestamp("2013-01-01T12:00Z")] * 2))
     assert out["eq_minutes_since_last_departure"].iloc[0] == 95.0
+    # left 95 min ago on a 60-min leg, departs again in 120 min: 95 + 120 - 2 * 60 = 95 min of slack
+    assert out["eq_rotation_slack_minutes"].iloc[0] == 95.0
     assert np.isnan(out["eq_minutes_since_last_departure"].iloc[1])
     assert "eq_last_departure_epoch" not in out

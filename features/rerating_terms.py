@@ -1,0 +1,116 @@
+"""Which terms apply to an invoice, and what each accessorial should cost given the shipment facts.
+
+The contract is the one in force on the *shipment* date (not the invoice date: a carrier may not apply
+an amendment to cargo it moved before the amendment took effect). Fuel is the index week containing
+the shipment date. Spot shipments have no contract rate; their fuel table and price list are the
+carrier's standard terms: the ones most of its contracts share.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from features.reference import MODE_FUEL_KIND, ChargeBasis, ChargeCode
+from features.reference_io import contract_accessorial_table
+from features.reference_pricing import accessorial_amount, billable_periods
+from features.schemas import Mode
+
+LANE_KEYS = ["mode", "carrier", "origin", "destination"]
+TERM_COLUMNS = ["contract_id", "effective_from", "effective_to", "base_rate", "minimum_charge",
+                "fuel_base_price", "fuel_step", "fuel_pct_per_step"]
+ALWAYS_DUE = frozenset({ChargeCode.SECURITY, ChargeCode.HANDLING})
+"""Charged on every air shipment: the security surcharge and terminal handling."""
+HAZARD_CODES = frozenset({ChargeCode.DANGEROUS_GOODS, ChargeCode.HAZMAT})
+ACCESSORIALS = tuple(c for c in ChargeCode if c not in (ChargeCode.LINEHAUL, ChargeCode.FUEL))
+
+
+def contract_in_force(frame: pd.DataFrame, contracts: pd.DataFrame) -> pd.DataFrame:
+    """Contract columns per row of ``frame`` (lane keys + ``ship_date``); NaN where none is in force."""
+    left = frame[[*LANE_KEYS, "ship_date"]].reset_index(names="_row").dropna(subset=["ship_date"])
+    right = contracts[[*LANE_KEYS, *TERM_COLUMNS]].sort_values("effective_from")
+    merged = pd.merge_asof(left.sort_values("ship_date"), right, left_on="ship_date",
+                           right_on="effective_from", by=LANE_KEYS, direction="backward")
+    merged = merged.set_index("_row").reindex(frame.index)
+    in_force = (merged["effective_to"] >= merged["ship_date"]).to_numpy()
+    return pd.DataFrame({c: merged[c].where(in_force) for c in TERM_COLUMNS}, index=frame.index)
+
+
+def standard_terms(contracts: pd.DataFrame) -> pd.DataFrame:
+    """Per (mode, carrier): the contract whose fuel table and price list most of its contracts share."""
+    shape = ["mode", "carrier", "fuel_base_price", "fuel_step", "fuel_pct_per_step", "accessorials"]
+    counts = contracts.groupby(shape, sort=True)["contract_id"].agg(["size", "min"]).reset_index()
+    counts = counts.sort_values(["mode", "carrier", "size", "min"], ascending=[True, True, False, True])
+    best = counts.drop_duplicates(["mode", "carrier"])
+    return best.rename(columns={"min": "contract_id"})[["mode", "carrier", "contract_id", "fuel_base_price",
+                                                        "fuel_step", "fuel_pct_per_step"]]
+
+
+def week_price(frame: pd.DataFrame, fuel_index: pd.DataFrame) -> np.ndarray:
+    """Index price of the week containing the shipment date (NaN if that week was not published)."""
+    kind = frame["mode"].map({m.value: MODE_FUEL_KIND[m].value for m in Mode})
+    week = frame["ship_date"] - pd.to_timedelta(frame["ship_date"].dt.weekday, unit="D")
+    prices = fuel_index.set_index(["fuel_kind", "week_start"])["price_per_gallon"]
+    keys = pd.MultiIndex.from_arrays([kind, week])
+    return prices.reindex(keys).to_numpy(float)
+
+
+def _has_service(services: pd.Series, code: ChargeCode) -> np.ndarray:
+    """Whether ``code`` is among the ``;``-separated requested services (tested once per distinct list)."""
+    codes, distinct = pd.factorize(services.fillna("").astype(str))
+    hits = np.array([code.value in text.split(";") for text in distinct], dtype=bool)
+    return np.where(codes >= 0, hits[codes] if len(hits) else False, False)
+
+
+def _units(code: ChargeCode, basis: pd.Series, *, frame: pd.DataFrame, free: np.ndarray) -> np.ndarray:
+    """Billable units the facts support for one accessorial code, by the contract's basis."""
+    if code in ALWAYS_DUE:
+        evidence = np.ones(len(frame))
+    elif code in HAZARD_CODES:
+        evidence = frame["dangerous_goods"].astype(float).to_numpy()
+    else:
+        evidence = _has_service(frame["requested_services"], code).astype(float)
+    dwell = frame["dwell_hours"].to_numpy(float)
+    by_basis = {ChargeBasis.PER_KG.value: evidence * frame["chargeable_weight_kg"].to_numpy(float),
+                ChargeBasis.PER_DAY.value: billable_periods(dwell, free_hours=free, period_hours=24.0),
+                ChargeBasis.PER_HOUR.value: billable_periods(dwell, free_hours=free, period_hours=1.0),
+                ChargeBasis.PER_ATTEMPT.value: np.maximum(frame["delivery_attempts"].to_numpy(float) - 1, 0)}
+    out = evidence.copy()
+    for name, values in by_basis.items():
+        out = np.where(basis.to_numpy() == name, values, out)
+    timed = np.isin(basis.to_numpy(), [ChargeBasis.PER_DAY.value, ChargeBasis.PER_HOUR.value])
+    return np.where(timed & np.isnan(dwell), np.nan, out)
+
+
+def _per_row(values: pd.Series, ids: np.ndarray, *, fill: object) -> np.ndarray:
+    """Values of distinct contracts spread to rows by factorized id (``-1`` = no contract: ``fill``)."""
+    return values.reset_index(drop=True).reindex(ids).fillna(fill).to_numpy()  # id -1 has no label: fill
+
+
+def expected_accessorials(frame: pd.DataFrame, contracts: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """Per accessorial code: expected units and dollars, contract free hours (rows follow ``frame``).
+
+    ``frame`` needs ``terms_contract_id`` and the shipment facts. A code the contract does not price is
+    expected to cost nothing; NaN means we cannot tell (a missing dwell scan, or no terms at all for
+    the carrier).
+    """
+    table = contract_accessorial_table(contracts)
+    ids, distinct = pd.factorize(frame["terms_contract_id"])
+    out = {name: pd.DataFrame(index=frame.index) for name in ("units", "amount", "free_hours")}
+    for code in ACCESSORIALS:
+        prices = table[table["code"] == code.value].set_index("contract_id").reindex(distinct)
+        free = _per_row(prices["free_hours"], ids, fill=0.0).astype(float)
+        basis = pd.Series(_per_row(prices["basis"], ids, fill=ChargeBasis.FLAT.value), index=frame.index)
+        units = _units(code, basis, frame=frame, free=free)
+        rate = _per_row(prices["rate"], ids, fill=np.nan).astype(float)
+        amount = accessorial_amount(rate=np.nan_to_num(rate), units=np.nan_to_num(units),
+                                    minimum=_per_row(prices["minimum"], ids, fill=0.0).astype(float))
+        unknown = np.isnan(units) | (ids < 0)  # no facts, or a carrier whose terms we do not hold
+        out["units"][code.value] = units
+        out["amount"][code.value] = np.where(unknown, np.nan, np.where(np.isnan(rate), 0.0, amount))
+        out["free_hours"][code.value] = free
+    return out
+
+
+__all__ = ["ACCESSORIALS", "LANE_KEYS", "TERM_COLUMNS", "contract_in_force", "expected_accessorials",
+           "standard_terms", "week_price"]
