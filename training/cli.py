@@ -81,6 +81,41 @@ def train_delay(
     _emit(result, as_json, f"{spec.model_name} v{result['model_version']}")
 
 
+@train_app.command("invoice")
+def train_invoice(
+    config: Annotated[str, typer.Option(help="Job spec: a YAML path or a name in training/configs/.")] = "invoice",
+    with_feedback: Annotated[Path | None, typer.Option(
+        "--with-feedback", help="Reviewer labels (tollgate export labels) to train on as well.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Train, calibrate, evaluate (against a rules-only audit) and register the invoice model."""
+    from training.invoice_job import run_invoice_job
+    from training.invoice_spec import load_invoice_spec
+
+    try:
+        spec = load_invoice_spec(config)
+        result = run_invoice_job(spec, with_feedback=with_feedback, step=_Steps(quiet=False))
+    except TollgateError as exc:
+        _fail(exc, as_json)
+    _emit(result, as_json, f"{spec.model_name} v{result['model_version']}")
+
+
+@app.command("load")
+def load(
+    kind: Annotated[str, typer.Argument(help="contracts | shipments | fuel-index")],
+    file: Annotated[Path, typer.Argument(help="CSV or Parquet file in the canonical schema (docs/).")],
+    as_json: JsonFlag = False,
+) -> None:
+    """Validate reference data and load it into the offline store, then materialize it online."""
+    from training.load_job import load_reference
+
+    try:
+        result = load_reference(kind, file, step=_Steps(quiet=False))
+    except TollgateError as exc:
+        _fail(exc, as_json)
+    _emit(result, as_json, f"loaded {kind}")
+
+
 @app.command("promote")
 def promote(
     model_name: Annotated[str, typer.Argument(help="Registered model, e.g. delay_risk.")],
