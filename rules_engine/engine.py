@@ -1,0 +1,166 @@
+"""The pure decision engine: ``decide(policy, facts) -> Decision``. No I/O, no clock, no eval."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from rules_engine.schema import (
+    Action,
+    All,
+    AnyOf,
+    Condition,
+    HitPolicy,
+    Leaf,
+    Not,
+    Op,
+    Outcome,
+    Policy,
+)
+
+_MISSING = object()
+
+
+class FactError(Exception):
+    """A fact has the wrong type for its comparison (recorded in the trace, never raised to callers)."""
+
+
+@dataclass(frozen=True)
+class RuleTrace:
+    rule_id: str
+    result: str  # "hit" | "no_hit" | "error"
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class Decision:
+    policy_id: str
+    policy_version: str
+    outcome: str
+    actions: list[dict[str, Any]]
+    rules_fired: list[str]
+    trace: list[RuleTrace] = field(default_factory=list)
+    degraded: bool = False
+
+
+def lookup(facts: dict[str, Any], path: str) -> Any:
+    """Value at a dotted path, or the sentinel ``_MISSING``; ``None`` counts as missing."""
+    value: Any = facts
+    for part in path.split("."):
+        if not isinstance(value, dict) or part not in value:
+            return _MISSING
+        value = value[part]
+    return _MISSING if value is None else value
+
+
+def _number(value: Any, path: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise FactError(f"{path} is {value!r}, not a number")
+    return float(value)
+
+
+def _leaf(leaf: Leaf, facts: dict[str, Any]) -> bool:
+    value = lookup(facts, leaf.fact)
+    if leaf.op == Op.EXISTS:
+        return value is not _MISSING
+    if leaf.op == Op.MISSING:
+        return value is _MISSING
+    if value is _MISSING:
+        return False  # a comparison with a missing fact never hits
+    if leaf.op in (Op.IS_TRUE, Op.IS_FALSE):
+        if not isinstance(value, bool):
+            raise FactError(f"{leaf.fact} is {value!r}, not true/false")
+        return value is (leaf.op == Op.IS_TRUE)
+    if leaf.op == Op.EQ:
+        return value == leaf.value
+    if leaf.op == Op.NE:
+        return value != leaf.value
+    if leaf.op == Op.IN:
+        return value in leaf.value
+    if leaf.op == Op.NOT_IN:
+        return value not in leaf.value
+    number = _number(value, leaf.fact)
+    if leaf.op == Op.BETWEEN:
+        return float(leaf.value[0]) <= number <= float(leaf.value[1])
+    bound = _number(lookup(facts, leaf.value[1:]), leaf.value) if isinstance(leaf.value, str) else float(leaf.value)
+    return {Op.GT: number > bound, Op.GTE: number >= bound, Op.LT: number < bound,
+            Op.LTE: number <= bound}[leaf.op]
+
+
+def evaluate(condition: Condition, facts: dict[str, Any]) -> bool:
+    """Evaluate a condition tree; raises FactError on a type mismatch."""
+    if isinstance(condition, Leaf):
+        return _leaf(condition, facts)
+    if isinstance(condition, All):
+        return all(evaluate(c, facts) for c in condition.all)
+    if isinstance(condition, AnyOf):
+        return any(evaluate(c, facts) for c in condition.any)
+    if isinstance(condition, Not):
+        return not evaluate(condition.not_, facts)
+    raise TypeError(type(condition))
+
+
+def render(action: Action, facts: dict[str, Any]) -> dict[str, Any]:
+    """Action as a plain dict, with ``"$path"`` parameters replaced by fact values."""
+    params = {}
+    for key, value in action.params.items():
+        if isinstance(value, str) and value.startswith("$"):
+            found = lookup(facts, value[1:])
+            value = None if found is _MISSING else found
+        params[key] = value
+    return {"type": action.type.value, "params": params}
+
+
+def _with_thresholds(policy: Policy, facts: dict[str, Any]) -> dict[str, Any]:
+    return {**facts, "policy": {"thresholds": dict(policy.thresholds)}}
+
+
+def decide(policy: Policy, facts: dict[str, Any]) -> Decision:
+    """Apply the policy's rules to the facts; every rule's evaluation is traced."""
+    facts = _with_thresholds(policy, facts)
+    trace, fired, outcome, actions = [], [], None, []
+    for rule in policy.rules:
+        if policy.hit_policy == HitPolicy.FIRST and fired:
+            trace.append(RuleTrace(rule.id, "no_hit", "not evaluated: an earlier rule decided"))
+            continue
+        try:
+            hit = evaluate(rule.when, facts)
+        except FactError as exc:
+            trace.append(RuleTrace(rule.id, "error", str(exc)))
+            continue
+        trace.append(RuleTrace(rule.id, "hit" if hit else "no_hit"))
+        if hit:
+            fired.append(rule.id)
+            level = Outcome[rule.outcome.upper()]
+            outcome = level if outcome is None else max(outcome, level)
+            actions.extend(render(a, facts) for a in rule.actions)
+    if outcome is None:
+        outcome = Outcome[policy.default.outcome.upper()]
+        actions = [render(a, facts) for a in policy.default.actions]
+    if outcome != Outcome.APPROVE:
+        # An approval collected from one rule cannot stand beside another rule's review or hold.
+        actions = [a for a in actions if a["type"] != "approve_invoice"]
+    errors = any(t.result == "error" for t in trace)
+    if errors and outcome == Outcome.APPROVE:
+        # A rule that could not be evaluated might have blocked the approval: never approve blind.
+        return degraded_decision(policy, facts, reason="rule_error", trace=trace)
+    return Decision(policy.id, policy.version, outcome.name.lower(), _dedupe(actions), fired, trace,
+                    degraded=errors)
+
+
+def degraded_decision(policy: Policy, facts: dict[str, Any], *, reason: str,
+                      trace: list[RuleTrace] | None = None) -> Decision:
+    """The policy's conservative decision, used when a model, features or a rule are unavailable."""
+    facts = _with_thresholds(policy, {**facts, "degraded_reason": reason})
+    actions = [render(a, facts) for a in policy.degraded.actions]
+    return Decision(policy.id, policy.version, policy.degraded.outcome, actions, [], trace or [], degraded=True)
+
+
+def _dedupe(actions: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    seen, out = set(), []
+    for action in actions:
+        key = repr(action)
+        if key not in seen:
+            seen.add(key)
+            out.append(action)
+    return out
