@@ -75,6 +75,23 @@ def write_tables(tables: dict[str, pd.DataFrame], data_dir: Path) -> None:
         tmp.replace(target)
 
 
+def write_lane_carriers(carriers: dict[str, list[str]], data_dir: Path) -> None:
+    """Reroute candidates per lane, beside the feature tables (read by serving)."""
+    import json
+
+    target = data_dir / "lane_carriers.json"
+    tmp = target.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(carriers, sort_keys=True))
+    tmp.replace(target)
+
+
+def read_lane_carriers(data_dir: Path) -> dict[str, list[str]]:
+    import json
+
+    path = data_dir / "lane_carriers.json"
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
 def apply(store: FeatureStore, settings: StoreSettings) -> None:
     """Register entities, sources, views and the FeatureService."""
     store.apply(build_definitions(settings.data_dir))
@@ -91,8 +108,15 @@ def historical_features(store: FeatureStore, entity_df: pd.DataFrame,
 
 
 def materialize(store: FeatureStore, *, start: datetime, end: datetime) -> None:
-    """Load the latest value of every entity (within each view's TTL) into the online store."""
-    store.materialize(start_date=start, end_date=end)
+    """Load the latest value of every entity (within each view's TTL) into the online store.
+
+    Feast prints progress on stdout; it goes to stderr so ``--json`` output stays one JSON object.
+    """
+    import contextlib
+    import sys
+
+    with contextlib.redirect_stdout(sys.stderr):
+        store.materialize(start_date=start, end_date=end)
 
 
 def online_features(store: FeatureStore, entity_rows: list[dict[str, str]],

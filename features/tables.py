@@ -14,6 +14,14 @@ def live_queries(history: pd.DataFrame, keys: pd.Series) -> pd.DataFrame:
                          "at": transforms.decision_times(history["scheduled_departure"]).to_numpy()})
 
 
+def lane_carriers(history: pd.DataFrame, *, days: int = 90) -> dict[str, list[str]]:
+    """Carriers that served each lane in the last ``days`` days of history (reroute candidates)."""
+    recent = history[history["scheduled_departure"] >= history["scheduled_departure"].max() - pd.Timedelta(days=days)]
+    lanes = transforms.lane_key(recent["origin"], recent["destination"])
+    grouped = recent.groupby(lanes.to_numpy())["carrier"].unique()
+    return {lane: sorted(str(c) for c in carriers) for lane, carriers in grouped.items()}
+
+
 def build_feature_tables(history: pd.DataFrame, weather: pd.DataFrame) -> dict[str, pd.DataFrame]:
     """One frame per Feast feature view: entity key, ``event_timestamp`` and value columns."""
     late = late_label(history)

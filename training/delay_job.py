@@ -17,7 +17,7 @@ import pandas as pd
 from features import store as feature_store
 from features.assemble import model_frame
 from features.history import late_label, load_embedded_history, read_history, read_weather
-from features.tables import build_feature_tables
+from features.tables import build_feature_tables, lane_carriers
 from features.transforms import decision_times, entity_frame
 from models.delay import DelayModelParams, DelayRiskModel
 from training.evaluation import evaluate_delay
@@ -55,6 +55,7 @@ def build_dataset(spec: DelayJobSpec, history: pd.DataFrame, source: str, *,
     step("building feature tables")
     weather = read_weather()
     feature_store.write_tables(build_feature_tables(history, weather), settings.data_dir)
+    feature_store.write_lane_carriers(lane_carriers(history), settings.data_dir)
     store = feature_store.open_store(settings)
     feature_store.apply(store, settings)
     step(f"point-in-time join of {spec.feature_service} ({len(history):,} decisions)")

@@ -12,7 +12,7 @@ import pandas as pd
 from features import store as feature_store
 from features.feast_defs import TABLES, table_path
 from features.history import load_embedded_history, read_history, read_weather
-from features.tables import build_feature_tables
+from features.tables import build_feature_tables, lane_carriers
 
 Step = Callable[[str], None]
 
@@ -27,6 +27,7 @@ def build_features(*, history_path: Path | None = None, settings: feature_store.
     step("computing feature tables")
     tables = build_feature_tables(history, read_weather())
     feature_store.write_tables(tables, settings.data_dir)
+    feature_store.write_lane_carriers(lane_carriers(history), settings.data_dir)
     feature_store.apply(feature_store.open_store(settings), settings)
     return {"rows": {name: len(frame) for name, frame in tables.items()},
             "repo": str(settings.repo_dir), "seconds": round(time.perf_counter() - started, 2)}

@@ -1,0 +1,102 @@
+"""The HTTP API (FastAPI, mounted on the BentoML service under /v1). Errors map to status codes here only."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from fastapi import Depends, FastAPI, Header, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import OperationalError
+
+from features.errors import InvalidInput, TollgateError
+from serving.auth import Caller, Role
+from serving.decisions import Conflict
+from serving.runtime import Runtime, build_runtime
+from serving.schemas import ShipmentBatchDecision, ShipmentBatchIn, ShipmentDecision, ShipmentIn
+
+MAX_BODY_BYTES = 2 * 1024 * 1024
+
+
+class Forbidden(TollgateError):
+    pass
+
+
+class Unauthorized(TollgateError):
+    pass
+
+
+def create_app(runtime_factory: Callable[[], Runtime] = build_runtime) -> FastAPI:
+    """The API; the runtime (database, models) is built on first request, not at import."""
+    app = FastAPI(title="Tollgate decision API", version="1", docs_url=None, redoc_url=None)
+    state: dict[str, Runtime] = {}
+
+    def runtime() -> Runtime:
+        if "rt" not in state:
+            state["rt"] = runtime_factory()
+        return state["rt"]
+
+    def role(*allowed: Role) -> Callable[..., Caller]:
+        def check(authorization: str | None = Header(default=None)) -> Caller:
+            caller = runtime().caller(authorization)
+            if caller is None:
+                raise Unauthorized("missing or invalid API key (Authorization: Bearer <key>)")
+            if caller.role not in allowed and caller.role != Role.ADMIN:
+                raise Forbidden(f"role '{caller.role}' may not call this endpoint")
+            return caller
+        return check
+
+    _install_errors(app)
+
+    @app.middleware("http")
+    async def limit_body(request: Request, call_next):
+        length = request.headers.get("content-length")
+        if length and length.isdigit() and int(length) > MAX_BODY_BYTES:
+            return JSONResponse({"error": "PayloadTooLarge", "detail": f"body over {MAX_BODY_BYTES} bytes"}, 413)
+        return await call_next(request)
+
+    @app.post("/shipments/decide", response_model=ShipmentDecision)
+    def decide_shipment(body: ShipmentIn, caller: Caller = Depends(role(Role.ORCHESTRATOR)),
+                        idempotency_key: str | None = Header(default=None, max_length=128)) -> dict:
+        """Decide one shipment at dispatch."""
+        return runtime().decisions.decide_shipments([body], header_key=idempotency_key, caller=caller.key_id)[0]
+
+    @app.post("/shipments/decide/batch", response_model=ShipmentBatchDecision)
+    def decide_shipments(body: ShipmentBatchIn, caller: Caller = Depends(role(Role.ORCHESTRATOR)),
+                         idempotency_key: str | None = Header(default=None, max_length=128)) -> dict:
+        """Decide up to 1,000 shipments in one request."""
+        done = runtime().decisions.decide_shipments(body.shipments, header_key=idempotency_key,
+                                                    caller=caller.key_id)
+        return {"decisions": done}
+
+    @app.get("/decisions/{decision_id}")
+    def get_decision(decision_id: str, _: Caller = Depends(role(Role.ORCHESTRATOR, Role.REVIEWER,
+                                                                 Role.APPROVER))) -> dict:
+        """A recorded decision, exactly as it was returned."""
+        found = runtime().decisions.get(decision_id)
+        if found is None:
+            return JSONResponse({"error": "NotFound", "detail": f"no decision {decision_id}"}, 404)
+        return found
+
+    app.state.runtime = runtime
+    return app
+
+
+def _install_errors(app: FastAPI) -> None:
+    status = {Unauthorized: 401, Forbidden: 403, Conflict: 409, InvalidInput: 422}
+
+    @app.exception_handler(TollgateError)
+    async def tollgate_error(_: Request, exc: TollgateError) -> JSONResponse:
+        code = next((c for t, c in status.items() if isinstance(exc, t)), 503)
+        return JSONResponse({"error": type(exc).__name__, "detail": str(exc)}, code)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [{"field": ".".join(str(p) for p in e["loc"][1:]) or "body", "message": e["msg"]}
+                  for e in exc.errors()]
+        return JSONResponse({"error": "InvalidInput", "detail": errors}, 422)
+
+    @app.exception_handler(OperationalError)
+    async def database_down(_: Request, exc: OperationalError) -> JSONResponse:
+        return JSONResponse({"error": "DatabaseUnavailable", "detail": "the decision log is unreachable; "
+                             "nothing was decided or recorded"}, 503)

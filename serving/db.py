@@ -1,0 +1,113 @@
+"""Persistence: decision log (append-only), idempotency, review cases, API keys, policy versions.
+
+SQLAlchemy Core over a SQLite file (WAL) by default, PostgreSQL via ``TOLLGATE_DATABASE_URL``. All state
+lives here, so several service processes can share one database; uniqueness constraints (not process
+memory) make a retried request yield one decision.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    MetaData,
+    String,
+    Table,
+    Text,
+    create_engine,
+    event,
+)
+from sqlalchemy.engine import Engine
+
+metadata = MetaData()
+
+api_keys = Table(
+    "api_keys", metadata,
+    Column("key_id", String(16), primary_key=True),
+    Column("key_hash", String(64), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("name", String(64), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("revoked_at", DateTime(timezone=True)),
+)
+
+decisions = Table(
+    "decisions", metadata,
+    Column("decision_id", String(36), primary_key=True),
+    Column("kind", String(16), nullable=False),
+    Column("subject_id", String(64), nullable=False),
+    Column("idempotency_key", String(200), nullable=False, unique=True),
+    Column("request_hash", String(64), nullable=False),
+    Column("request", JSON, nullable=False),
+    Column("response", JSON, nullable=False),
+    Column("features", JSON, nullable=False),
+    Column("outcome", String(16), nullable=False),
+    Column("model_name", String(64)),
+    Column("model_version", String(32)),
+    Column("policy_id", String(64), nullable=False),
+    Column("policy_version", String(32), nullable=False),
+    Column("feature_service", String(64)),
+    Column("degraded", Boolean, nullable=False),
+    Column("caller", String(16)),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+Index("ix_decisions_created", decisions.c.created_at)
+Index("ix_decisions_subject", decisions.c.kind, decisions.c.subject_id)
+
+review_cases = Table(
+    "review_cases", metadata,
+    Column("case_id", String(36), primary_key=True),
+    Column("decision_id", String(36), ForeignKey("decisions.decision_id"), nullable=False, unique=True),
+    Column("kind", String(16), nullable=False),
+    Column("subject_id", String(64), nullable=False),
+    Column("queue", String(32), nullable=False),
+    Column("priority", Float, nullable=False),
+    Column("priority_label", String(16), nullable=False),
+    Column("reason", String(64)),
+    Column("amount_at_risk", Float),
+    Column("status", String(16), nullable=False),
+    Column("sla_due_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+Index("ix_cases_queue", review_cases.c.queue, review_cases.c.status, review_cases.c.priority)
+
+policy_versions = Table(
+    "policy_versions", metadata,
+    Column("proposal_id", String(36), primary_key=True),
+    Column("policy_id", String(64), nullable=False),
+    Column("version", String(32), nullable=False),
+    Column("document", Text, nullable=False),
+    Column("status", String(16), nullable=False),  # proposed | approved | rejected
+    Column("proposed_by", String(64), nullable=False),
+    Column("proposed_at", DateTime(timezone=True), nullable=False),
+    Column("approved_by", String(64)),
+    Column("approved_at", DateTime(timezone=True)),
+)
+Index("ux_policy_version", policy_versions.c.policy_id, policy_versions.c.version, unique=True)
+
+
+def make_engine(url: str) -> Engine:
+    """Engine for ``url``; SQLite gets WAL, a busy timeout and foreign keys."""
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+
+        @event.listens_for(engine, "connect")
+        def _pragmas(dbapi_conn, _record) -> None:
+            cursor = dbapi_conn.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.close()
+
+        return engine
+    return create_engine(url, pool_size=8, max_overflow=8, pool_pre_ping=True)
+
+
+def create_schema(engine: Engine) -> None:
+    """Create missing tables (idempotent; concurrent starts are tolerated)."""
+    metadata.create_all(engine, checkfirst=True)

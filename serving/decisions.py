@@ -1,0 +1,178 @@
+"""The thin decision path: validate → look up features → score → decide → record → respond.
+
+No business rule lives here: thresholds and actions come from the policy. What this module guarantees is
+the plumbing around it: idempotency, the append-only decision log, review cases, and that a broken model
+or feature store produces the policy's conservative, ``degraded`` decision instead of an error.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+import pandas as pd
+from sqlalchemy import insert, select
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+
+from features.errors import FeaturesUnavailable, ModelUnavailable, TollgateError
+from rules_engine.engine import decide, degraded_decision
+from serving.db import decisions, review_cases
+from serving.policy_store import PolicySource
+from serving.schemas import ShipmentDecision, ShipmentIn
+from serving.scoring import DelayScorer, risk_band
+
+PRIORITY = {"high": 3.0, "normal": 2.0, "low": 1.0}
+
+
+class Conflict(TollgateError):
+    """An idempotency key reused with a different payload."""
+
+
+def request_hash(payload: dict) -> str:
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def idempotency_key(kind: str, subject_id: str, digest: str, header: str | None) -> str:
+    return f"key:{header}" if header else f"{kind}:{subject_id}:{digest}"
+
+
+def _shipment_frame(requests: list[ShipmentIn]) -> pd.DataFrame:
+    rows = [r.model_dump() for r in requests]
+    frame = pd.DataFrame(rows)
+    for col in ("scheduled_departure", "scheduled_arrival"):
+        frame[col] = pd.to_datetime(frame[col], utc=True)
+    frame["distance_miles"] = frame["distance_miles"].astype(float)
+    frame["equipment_id"] = frame["equipment_id"].astype("string")
+    return frame
+
+
+class DecisionService:
+    """Decisions for shipments (and, through the same recording path, invoices)."""
+
+    def __init__(self, *, engine: Engine, policies: PolicySource,
+                 delay_scorer: Callable[[], DelayScorer]) -> None:
+        self.engine, self.policies, self._delay_scorer = engine, policies, delay_scorer
+
+    # -- idempotency ------------------------------------------------------------------------
+    def existing(self, key: str, digest: str) -> dict | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(decisions.c.request_hash, decisions.c.response).where(
+                decisions.c.idempotency_key == key)).first()
+        if row is None:
+            return None
+        if row[0] != digest:
+            raise Conflict("Idempotency-Key was already used with a different payload")
+        return row[1]
+
+    # -- shipments --------------------------------------------------------------------------
+    def decide_shipments(self, requests: list[ShipmentIn], *, header_key: str | None = None,
+                         caller: str | None = None) -> list[dict]:
+        """Decide a list of shipments (a batch shares one scoring pass)."""
+        digests = [request_hash(r.model_dump(mode="json")) for r in requests]
+        keys = [idempotency_key("shipment", r.shipment_id, d, f"{header_key}:{i}" if header_key and len(
+            requests) > 1 else header_key) for i, (r, d) in enumerate(zip(requests, digests, strict=True))]
+        done = [self.existing(k, d) for k, d in zip(keys, digests, strict=True)]
+        todo = [i for i, d in enumerate(done) if d is None]
+        if todo:
+            fresh = self._score_and_decide([requests[i] for i in todo])
+            for i, response in zip(todo, fresh, strict=True):
+                done[i] = self._record(kind="shipment", subject_id=requests[i].shipment_id, key=keys[i],
+                                       digest=digests[i], request=requests[i].model_dump(mode="json"),
+                                       response=response, caller=caller)
+        return done
+
+    def _score_and_decide(self, requests: list[ShipmentIn]) -> list[dict]:
+        policy = self.policies.get("delay")
+        try:
+            scorer = self._delay_scorer()
+            scores = scorer.score(_shipment_frame(requests), explain=True, reroute=True)
+        except (ModelUnavailable, FeaturesUnavailable) as exc:
+            reason = "model_unavailable" if isinstance(exc, ModelUnavailable) else "features_unavailable"
+            return [self._degraded_shipment(policy, r, reason) for r in requests]
+        out = []
+        for i, request in enumerate(requests):
+            p = float(scores.p_late[i])
+            alternatives = scores.alternatives[i] if scores.alternatives else []
+            facts = {"shipment": request.model_dump(mode="json"), "scores": {"p_late": p},
+                     "features_missing": scores.features_missing[i],
+                     "reroute": {"gain": max((a["gain"] for a in alternatives), default=0.0),
+                                 "alternatives": [a for a in alternatives if a["gain"] > 0][:3]}}
+            decision = decide(policy, facts)
+            out.append(self._response(decision, request, p=p, reasons=scores.reasons[i],
+                                      features=scores.features.iloc[i].to_dict(), scorer=scorer,
+                                      features_missing=scores.features_missing[i]))
+        return out
+
+    def _degraded_shipment(self, policy, request: ShipmentIn, reason: str) -> dict:
+        decision = degraded_decision(policy, {"shipment": request.model_dump(mode="json")}, reason=reason)
+        return self._response(decision, request, p=None, reasons=[], features={}, scorer=None,
+                              features_missing=True, degraded_reason=reason)
+
+    def _response(self, decision, request: ShipmentIn, *, p, reasons, features, scorer, features_missing,
+                  degraded_reason=None) -> dict:
+        model = scorer.model if scorer else None
+        body = ShipmentDecision(
+            decision_id=str(uuid.uuid4()), kind="shipment", subject_id=request.shipment_id,
+            outcome=decision.outcome, actions=decision.actions, reasons=reasons,
+            rules_fired=decision.rules_fired, trace=[t.__dict__ for t in decision.trace],
+            model_name=model.name if model else None, model_version=model.version if model else None,
+            policy_id=decision.policy_id, policy_version=decision.policy_version,
+            feature_service=model.feature_service if model else None, degraded=decision.degraded,
+            degraded_reason=degraded_reason or ("rule_error" if decision.degraded else None),
+            features_missing=features_missing, created_at=datetime.now(UTC),
+            scores={"p_late": p, "risk_band": risk_band(p) if p is not None else None},
+        ).model_dump(mode="json")
+        body["_features"] = {k: (None if pd.isna(v) else v) for k, v in features.items()}
+        return body
+
+    # -- recording --------------------------------------------------------------------------
+    def _record(self, *, kind: str, subject_id: str, key: str, digest: str, request: dict, response: dict,
+                caller: str | None) -> dict:
+        features = response.pop("_features", {})
+        row = {"decision_id": response["decision_id"], "kind": kind, "subject_id": subject_id,
+               "idempotency_key": key, "request_hash": digest, "request": request, "response": response,
+               "features": features, "outcome": response["outcome"], "model_name": response["model_name"],
+               "model_version": response["model_version"], "policy_id": response["policy_id"],
+               "policy_version": response["policy_version"], "feature_service": response["feature_service"],
+               "degraded": response["degraded"], "caller": caller,
+               "created_at": datetime.fromisoformat(response["created_at"])}
+        cases = self._cases(kind, subject_id, response)
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(insert(decisions).values(**row))
+                for case in cases:
+                    conn.execute(insert(review_cases).values(**case))
+        except IntegrityError:
+            # Another process recorded the same request first: return its decision.
+            existing = self.existing(key, digest)
+            if existing is None:
+                raise
+            return existing
+        return response
+
+    @staticmethod
+    def _cases(kind: str, subject_id: str, response: dict) -> list[dict]:
+        reviews = [a for a in response["actions"] if a["type"] == "enqueue_review"][:1]
+        created = datetime.fromisoformat(response["created_at"])
+        cases = []
+        for action in reviews:
+            params = action["params"]
+            label = str(params.get("priority", "normal"))
+            amount = float(params.get("amount_at_risk") or 0.0)
+            cases.append({
+                "case_id": str(uuid.uuid4()), "decision_id": response["decision_id"], "kind": kind,
+                "subject_id": subject_id, "queue": str(params.get("queue", "default")),
+                "priority": PRIORITY.get(label, 1.0) * 1_000_000 + amount, "priority_label": label,
+                "reason": str(params.get("reason"))[:64], "amount_at_risk": amount, "status": "open",
+                "sla_due_at": created + timedelta(hours=float(params.get("sla_hours", 24))), "created_at": created,
+            })
+        return cases
+
+    def get(self, decision_id: str) -> dict | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(decisions.c.response).where(decisions.c.decision_id == decision_id)).first()
+        return row[0] if row else None

@@ -1,0 +1,81 @@
+"""Process-wide wiring built on first use (never at import): database, policies, scorers, auth cache."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy.engine import Engine
+
+from features import store as feature_store
+from features.errors import ModelUnavailable
+from serving.auth import Caller, authenticate
+from serving.db import create_schema, make_engine
+from serving.decisions import DecisionService
+from serving.policy_store import PolicySource
+from serving.scoring import DelayScorer, load_champion
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def database_url() -> str:
+    default = ROOT / "var" / "tollgate.db"
+    default.parent.mkdir(parents=True, exist_ok=True)
+    return os.environ.get("TOLLGATE_DATABASE_URL", f"sqlite:///{default}")
+
+
+def mlflow_uri() -> str:
+    return os.environ.get("TOLLGATE_MLFLOW_URI", f"sqlite:///{ROOT / 'mlruns' / 'mlflow.db'}")
+
+
+@dataclass
+class Runtime:
+    engine: Engine
+    decisions: DecisionService
+    model_retry_seconds: float = 30.0
+    _scorer: DelayScorer | None = None
+    _failed_at: float = 0.0
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _keys: dict[str, tuple[float, Caller | None]] = field(default_factory=dict)
+
+    def caller(self, authorization: str | None) -> Caller | None:
+        """Authenticate with a 30-second cache (revocation takes effect within that time)."""
+        now = time.monotonic()
+        hit = self._keys.get(authorization or "")
+        if hit and now - hit[0] < 30:
+            return hit[1]
+        caller = authenticate(self.engine, authorization)
+        if len(self._keys) > 10_000:
+            self._keys.clear()
+        self._keys[authorization or ""] = (now, caller)
+        return caller
+
+    def delay_scorer(self) -> DelayScorer:
+        """The champion scorer; a failed load is retried after ``model_retry_seconds``."""
+        if self._scorer is not None:
+            return self._scorer
+        with self._lock:
+            if self._scorer is None:
+                if time.monotonic() - self._failed_at < self.model_retry_seconds and self._failed_at:
+                    raise ModelUnavailable("delay model unavailable (retrying later)")
+                try:
+                    settings = feature_store.StoreSettings.from_env()
+                    model = load_champion("delay_risk", mlflow_uri())
+                    self._scorer = DelayScorer(model, feature_store.open_store(settings),
+                                               feature_store.read_lane_carriers(settings.data_dir))
+                except ModelUnavailable:
+                    self._failed_at = time.monotonic()
+                    raise
+        return self._scorer
+
+
+def build_runtime(url: str | None = None) -> Runtime:
+    engine = make_engine(url or database_url())
+    create_schema(engine)
+    runtime = Runtime(engine=engine, decisions=None)  # type: ignore[arg-type]
+    runtime.decisions = DecisionService(engine=engine, policies=PolicySource(engine),
+                                        delay_scorer=runtime.delay_scorer)
+    return runtime

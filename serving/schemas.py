@@ -1,0 +1,120 @@
+"""HTTP contract: request and response families (``ShipmentIn`` / ``ShipmentDecision`` …)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+
+CODE = r"^[A-Z0-9]{1,8}$"
+_IN = ConfigDict(frozen=True, extra="forbid")
+
+
+class ShipmentIn(BaseModel):
+    """A shipment at dispatch."""
+
+    model_config = _IN
+    shipment_id: str = Field(min_length=1, max_length=64)
+    carrier: str = Field(pattern=CODE)
+    origin: str = Field(pattern=CODE)
+    destination: str = Field(pattern=CODE)
+    scheduled_departure: AwareDatetime
+    scheduled_arrival: AwareDatetime
+    distance_miles: float | None = Field(default=None, ge=0, le=20000)
+    equipment_id: str | None = Field(default=None, max_length=32)
+    customer_id: str | None = Field(default=None, max_length=64)
+    declared_value: float | None = Field(default=None, ge=0)
+
+    @model_validator(mode="after")
+    def _arrival_after_departure(self) -> ShipmentIn:
+        if self.scheduled_arrival <= self.scheduled_departure:
+            raise ValueError("scheduled_arrival must be after scheduled_departure")
+        return self
+
+
+class ShipmentBatchIn(BaseModel):
+    model_config = _IN
+    shipments: list[ShipmentIn] = Field(min_length=1, max_length=1000)
+
+
+class Reason(BaseModel):
+    feature: str
+    value: Any = None
+    contribution: float
+
+
+class ActionOut(BaseModel):
+    type: str
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class RuleTraceOut(BaseModel):
+    rule_id: str
+    result: str
+    detail: str = ""
+
+
+class DecisionOut(BaseModel):
+    """What every decision carries, whatever its kind."""
+
+    decision_id: str
+    kind: str
+    subject_id: str
+    outcome: str
+    actions: list[ActionOut]
+    reasons: list[Reason]
+    rules_fired: list[str]
+    trace: list[RuleTraceOut]
+    model_name: str | None
+    model_version: str | None
+    policy_id: str
+    policy_version: str
+    feature_service: str | None
+    degraded: bool
+    degraded_reason: str | None = None
+    features_missing: bool = False
+    created_at: datetime
+
+
+class DelayScoresOut(BaseModel):
+    p_late: float | None
+    risk_band: str | None
+
+
+class ShipmentDecision(DecisionOut):
+    scores: DelayScoresOut
+
+
+class ShipmentBatchDecision(BaseModel):
+    decisions: list[ShipmentDecision]
+
+
+class EventType(StrEnum):
+    DEPARTED = "departed"
+    ARRIVED = "arrived"
+    DELIVERED = "delivered"
+    PROOF_OF_DELIVERY = "proof_of_delivery"
+    SERVICE_EVENT = "service_event"
+
+
+class EventIn(BaseModel):
+    """A milestone pushed by an orchestrator."""
+
+    model_config = _IN
+    event_id: str = Field(min_length=1, max_length=64)
+    type: EventType
+    shipment_id: str = Field(min_length=1, max_length=64)
+    occurred_at: AwareDatetime
+    carrier: str | None = Field(default=None, pattern=CODE)
+    origin: str | None = Field(default=None, pattern=CODE)
+    destination: str | None = Field(default=None, pattern=CODE)
+    scheduled_at: AwareDatetime | None = None
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+class EventAccepted(BaseModel):
+    event_id: str
+    accepted: bool
+    updated_views: list[str]

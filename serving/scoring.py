@@ -1,0 +1,97 @@
+"""Scoring at decision time: online features from Feast, the champion model, explanations, alternatives.
+
+The scorer owns no business rule: it turns a request into scores and reasons; the policy decides.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from features import store as feature_store
+from features.assemble import LOOKED_UP, model_frame
+from features.errors import FeaturesUnavailable, ModelUnavailable
+from features.transforms import carrier_origin_key, entity_frame, lane_key
+
+TRAILING = ("carrier_volume_30d", "lane_volume_30d")
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    name: str
+    version: str
+    feature_service: str
+    model: object
+
+
+def load_champion(model_name: str, tracking_uri: str) -> LoadedModel:
+    """The model behind alias ``champion`` (raises ModelUnavailable)."""
+    import mlflow
+    from mlflow import MlflowClient
+
+    try:
+        mlflow.set_tracking_uri(tracking_uri)
+        mlflow.set_registry_uri(tracking_uri)
+        version = MlflowClient().get_model_version_by_alias(model_name, "champion")
+        loaded = mlflow.pyfunc.load_model(f"models:/{model_name}@champion")
+        inner = loaded.unwrap_python_model().model
+    except Exception as exc:  # noqa: BLE001 - any registry/artifact failure means no model
+        raise ModelUnavailable(f"{model_name}@champion could not be loaded: {exc}") from exc
+    service = (version.tags or {}).get("feature_service", "delay_risk_v1")
+    return LoadedModel(model_name, str(version.version), service, inner)
+
+
+@dataclass
+class DelayScores:
+    p_late: np.ndarray
+    reasons: list[list[dict]]
+    features: pd.DataFrame
+    features_missing: list[bool]
+    alternatives: list[list[dict]] = field(default_factory=list)
+
+
+def risk_band(p: float) -> str:
+    return "high" if p >= 0.5 else "elevated" if p >= 0.3 else "low"
+
+
+class DelayScorer:
+    """Scores shipments with the champion delay model and Feast's online store."""
+
+    def __init__(self, model: LoadedModel, store, lane_carriers: dict[str, list[str]]) -> None:
+        self.model, self.store, self.lane_carriers = model, store, lane_carriers
+
+    def _lookup(self, shipments: pd.DataFrame) -> pd.DataFrame:
+        entities = entity_frame(shipments).drop(columns=["shipment_id", "event_timestamp"])
+        rows = entities.to_dict("records")
+        online = feature_store.online_features(self.store, rows, self.model.feature_service)
+        missing = [c for c in LOOKED_UP if c not in online.columns]
+        if missing:
+            raise FeaturesUnavailable(f"online store lacks feature(s) {missing}")
+        return online[LOOKED_UP].astype(float)
+
+    def score(self, shipments: pd.DataFrame, *, explain: bool = True, reroute: bool = True) -> DelayScores:
+        looked_up = self._lookup(shipments)
+        frame = model_frame(shipments, looked_up)
+        p = self.model.model.predict_proba(frame)
+        reasons = ([[r.__dict__ for r in row] for row in self.model.model.explain(frame, top=5)]
+                   if explain else [[] for _ in range(len(frame))])
+        missing = looked_up[list(TRAILING)].isna().any(axis=1).tolist()
+        scores = DelayScores(p, reasons, frame, missing)
+        if reroute:
+            scores.alternatives = [self._alternatives(shipments.iloc[[i]], float(p[i]))
+                                   for i in range(len(shipments))]
+        return scores
+
+    def _alternatives(self, shipment: pd.DataFrame, current: float) -> list[dict]:
+        """Other carriers on the same lane, scored for this very shipment, least risky first."""
+        lane = lane_key(shipment["origin"], shipment["destination"]).iloc[0]
+        carriers = [c for c in self.lane_carriers.get(lane, []) if c != shipment["carrier"].iloc[0]]
+        if not carriers:
+            return []
+        variants = pd.concat([shipment.assign(carrier=c) for c in carriers], ignore_index=True)
+        variants["carrier_origin"] = carrier_origin_key(variants["carrier"], variants["origin"])
+        p = self.model.model.predict_proba(model_frame(variants, self._lookup(variants)))
+        ranked = sorted(zip(carriers, p, strict=True), key=lambda cp: cp[1])
+        return [{"carrier": c, "p_late": round(float(v), 4), "gain": round(current - float(v), 4)} for c, v in ranked]

@@ -1,0 +1,30 @@
+"""The BentoML service: one service, the decision API mounted under /v1, BentoML's /healthz, /readyz,
+/metrics and /docs (which includes the mounted API's OpenAPI).
+
+Started by ``bentoml serve serving.service:Tollgate`` (``make serve``). Nothing is loaded at import:
+the database and models are opened on the first request or readiness probe.
+"""
+
+from __future__ import annotations
+
+import bentoml
+
+from serving.app import create_app
+from serving.otel import release_request_spans
+
+api = create_app()
+release_request_spans()
+
+
+@bentoml.asgi_app(api, path="/v1")
+@bentoml.service(name="tollgate", workers=2, traffic={"timeout": 30}, metrics={"enabled": True})
+class Tollgate:
+    """Tollgate decision service."""
+
+    def __is_ready__(self) -> bool:
+        runtime = api.state.runtime()
+        try:
+            runtime.delay_scorer()
+        except Exception:  # noqa: BLE001 - not ready yet; decisions would be degraded
+            return False
+        return True

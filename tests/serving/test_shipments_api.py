@@ -1,0 +1,129 @@
+"""The shipment decision API over SQLite and PostgreSQL, with stub models."""
+
+import threading
+
+import pytest
+from sqlalchemy import func, select
+
+from features.errors import FeaturesUnavailable, ModelUnavailable
+from serving.app import create_app
+from serving.auth import Role
+from serving.db import decisions, review_cases
+from tests.serving.conftest import SHIPMENT, StubDelayScorer, make_runtime
+from fastapi.testclient import TestClient
+
+
+def _count(runtime, table) -> int:
+    with runtime.engine.connect() as conn:
+        return conn.execute(select(func.count()).select_from(table)).scalar_one()
+
+
+def test_decision_carries_scores_reasons_actions_versions(api):
+    r = api.post("/shipments/decide", json=SHIPMENT, headers=api.headers_for(Role.ORCHESTRATOR))
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["scores"] == {"p_late": 0.72, "risk_band": "high"}
+    assert body["outcome"] == "hold" and not body["degraded"]
+    types = [a["type"] for a in body["actions"]]
+    assert types == ["notify_customer", "suggest_reroute", "hold_invoice"]
+    reroute = body["actions"][1]["params"]["alternatives"]
+    assert [a["carrier"] for a in reroute] == ["DL", "UA"]  # scored alternatives, least risky first
+    assert body["reasons"][0]["feature"] == "origin_live_undeparted_120m"
+    assert (body["model_name"], body["model_version"]) == ("delay_risk", "7")
+    assert (body["policy_id"], body["policy_version"]) == ("delay", "1.0.0")
+    assert body["feature_service"] == "delay_risk_v1"
+    assert body["rules_fired"] == ["notify-likely-late", "suggest-reroute", "hold-invoice-until-delivered"]
+    stored = api.get(f"/decisions/{body['decision_id']}", headers=api.headers_for(Role.REVIEWER))
+    assert stored.status_code == 200 and stored.json() == body
+
+
+def test_same_payload_is_idempotent_and_a_different_one_under_the_key_conflicts(api, scorer):
+    headers = {**api.headers_for(Role.ORCHESTRATOR), "Idempotency-Key": "k-1"}
+    first = api.post("/shipments/decide", json=SHIPMENT, headers=headers).json()
+    again = api.post("/shipments/decide", json=SHIPMENT, headers=headers).json()
+    assert first == again and scorer.calls == 1
+    changed = api.post("/shipments/decide", json={**SHIPMENT, "declared_value": 99}, headers=headers)
+    assert changed.status_code == 409
+    no_key = api.post("/shipments/decide", json=SHIPMENT, headers=api.headers_for(Role.ORCHESTRATOR)).json()
+    no_key_again = api.post("/shipments/decide", json=SHIPMENT, headers=api.headers_for(Role.ORCHESTRATOR)).json()
+    assert no_key == no_key_again
+    assert _count(api.runtime, decisions) == 2
+
+
+def test_review_case_created_once(api):
+    high_value = {**SHIPMENT, "declared_value": 90000}
+    for _ in range(3):
+        r = api.post("/shipments/decide", json=high_value, headers=api.headers_for(Role.ORCHESTRATOR))
+        assert r.json()["outcome"] == "hold"
+    with api.runtime.engine.connect() as conn:
+        cases = conn.execute(select(review_cases)).mappings().all()
+    assert len(cases) == 1 and cases[0]["queue"] == "dispatch" and cases[0]["decision_id"] == r.json()["decision_id"]
+
+
+@pytest.mark.parametrize("failure, reason", [(ModelUnavailable("gone"), "model_unavailable"),
+                                             (FeaturesUnavailable("redis down"), "features_unavailable")])
+def test_broken_model_or_features_give_a_degraded_review_never_an_approval(database_url, failure, reason):
+    runtime = make_runtime(database_url, StubDelayScorer({}, fail=failure))
+    from serving.auth import create_key
+
+    key = create_key(runtime.engine, role=Role.ORCHESTRATOR, name="o")
+    client = TestClient(create_app(lambda: runtime))
+    r = client.post("/shipments/decide", json=SHIPMENT, headers={"Authorization": f"Bearer {key}"})
+    assert r.status_code == 200
+    body = r.json()
+    assert body["degraded"] and body["degraded_reason"] == reason
+    assert body["outcome"] == "review" and [a["type"] for a in body["actions"]] == ["enqueue_review"]
+    assert _count(runtime, review_cases) == 1
+
+
+def test_unknown_carrier_is_scored_and_flagged(api):
+    r = api.post("/shipments/decide", json={**SHIPMENT, "carrier": "ZZ"}, headers=api.headers_for(Role.ORCHESTRATOR))
+    assert r.status_code == 200 and r.json()["features_missing"] is True and r.json()["scores"]["p_late"] == 0.2
+
+
+def test_auth_401_403(api):
+    assert api.post("/shipments/decide", json=SHIPMENT).status_code == 401
+    assert api.post("/shipments/decide", json=SHIPMENT, headers={"Authorization": "Bearer tg_x_y"}).status_code == 401
+    assert api.post("/shipments/decide", json=SHIPMENT, headers=api.headers_for(Role.REVIEWER)).status_code == 403
+    assert api.post("/shipments/decide", json=SHIPMENT, headers=api.headers_for(Role.ADMIN)).status_code == 200
+
+
+def test_bad_input_names_the_field_and_records_nothing(api):
+    bad = {**SHIPMENT, "scheduled_departure": "tomorrow", "carrier": "a a"}
+    r = api.post("/shipments/decide", json=bad, headers=api.headers_for(Role.ORCHESTRATOR))
+    assert r.status_code == 422
+    fields = {e["field"] for e in r.json()["detail"]}
+    assert {"scheduled_departure", "carrier"} <= fields
+    naive = {**SHIPMENT, "scheduled_departure": "2013-12-02T14:00:00"}
+    assert api.post("/shipments/decide", json=naive, headers=api.headers_for(Role.ORCHESTRATOR)).status_code == 422
+    extra = {**SHIPMENT, "surprise": 1}
+    assert api.post("/shipments/decide", json=extra, headers=api.headers_for(Role.ORCHESTRATOR)).status_code == 422
+    huge = api.post("/shipments/decide", content=b"x" * (3 * 1024 * 1024),
+                    headers={**api.headers_for(Role.ORCHESTRATOR), "content-type": "application/json"})
+    assert huge.status_code == 413
+    assert _count(api.runtime, decisions) == 0
+
+
+def test_batch_decides_every_shipment(api):
+    batch = {"shipments": [{**SHIPMENT, "shipment_id": f"S-{i}", "carrier": c}
+                           for i, c in enumerate(["AA", "DL", "UA", "ZZ"])]}
+    r = api.post("/shipments/decide/batch", json=batch, headers=api.headers_for(Role.ORCHESTRATOR))
+    assert r.status_code == 200
+    outcomes = [d["outcome"] for d in r.json()["decisions"]]
+    assert outcomes == ["hold", "approve", "approve", "approve"]
+    assert _count(api.runtime, decisions) == 4
+
+
+def test_concurrent_retries_yield_one_decision(api):
+    headers = {**api.headers_for(Role.ORCHESTRATOR), "Idempotency-Key": "race"}
+    results = []
+
+    def send():
+        results.append(api.post("/shipments/decide", json=SHIPMENT, headers=headers).json()["decision_id"])
+
+    threads = [threading.Thread(target=send) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(set(results)) == 1 and _count(api.runtime, decisions) == 1
