@@ -23,8 +23,8 @@ bootstrap: install
 	$(UV) run --frozen tollgate bootstrap
 
 serve: bootstrap
-	@echo "Tollgate bootstrap done: champion model registered, features materialized."
-	@echo "The HTTP service (http://127.0.0.1:3000) arrives with the decision-service issue."
+	$(UV) run --frozen tollgate keys bootstrap
+	$(UV) run --frozen bentoml serve serving.service:Tollgate --host 127.0.0.1 --port 3000
 
 test: install
 	$(UV) run --frozen pytest
