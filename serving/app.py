@@ -13,7 +13,15 @@ from features.errors import InvalidInput, TollgateError
 from serving.auth import Caller, Role
 from serving.decisions import Conflict
 from serving.runtime import Runtime, build_runtime
-from serving.schemas import ShipmentBatchDecision, ShipmentBatchIn, ShipmentDecision, ShipmentIn
+from serving.schemas import (
+    EventAccepted,
+    EventIn,
+    EventType,
+    ShipmentBatchDecision,
+    ShipmentBatchIn,
+    ShipmentDecision,
+    ShipmentIn,
+)
 
 MAX_BODY_BYTES = 2 * 1024 * 1024
 
@@ -68,6 +76,25 @@ def create_app(runtime_factory: Callable[[], Runtime] = build_runtime) -> FastAP
         done = runtime().decisions.decide_shipments(body.shipments, header_key=idempotency_key,
                                                     caller=caller.key_id)
         return {"decisions": done}
+
+    @app.post("/events", response_model=EventAccepted)
+    def post_event(body: EventIn, _: Caller = Depends(role(Role.ORCHESTRATOR))) -> dict:
+        """A shipment milestone; departures and arrivals update the live features online."""
+        from features.errors import FeaturesUnavailable
+        from serving import live_updates
+
+        rt = runtime()
+        new = live_updates.record_event(rt.engine, body)
+        movement = live_updates.movement_of(rt.engine, body.shipment_id)
+        views: list[str] = []
+        if body.type in (EventType.DEPARTED, EventType.ARRIVED) and movement:
+            frames = live_updates.snapshots(rt.engine, origin=movement["origin"], carrier=movement["carrier"],
+                                            destination=movement["destination"], at=body.occurred_at)
+            try:
+                views = live_updates.push_snapshots(rt.online_store(), frames)
+            except Exception as exc:  # noqa: BLE001 - the event is stored; a retry re-pushes
+                raise FeaturesUnavailable(f"event stored, online features not updated: {exc}") from exc
+        return {"event_id": body.event_id, "accepted": new, "updated_views": views}
 
     @app.get("/decisions/{decision_id}")
     def get_decision(decision_id: str, _: Caller = Depends(role(Role.ORCHESTRATOR, Role.REVIEWER,

@@ -76,6 +76,30 @@ review_cases = Table(
 )
 Index("ix_cases_queue", review_cases.c.queue, review_cases.c.status, review_cases.c.priority)
 
+movements = Table(
+    "movements", metadata,
+    Column("shipment_id", String(64), primary_key=True),
+    Column("carrier", String(8), nullable=False),
+    Column("origin", String(8), nullable=False),
+    Column("destination", String(8), nullable=False),
+    Column("scheduled_departure", DateTime(timezone=True), nullable=False),
+    Column("scheduled_arrival", DateTime(timezone=True)),
+    Column("actual_departure", DateTime(timezone=True)),
+    Column("actual_arrival", DateTime(timezone=True)),
+)
+Index("ix_movements_origin", movements.c.origin, movements.c.scheduled_departure)
+Index("ix_movements_dest", movements.c.destination, movements.c.actual_arrival)
+
+events = Table(
+    "events", metadata,
+    Column("event_id", String(64), primary_key=True),
+    Column("type", String(32), nullable=False),
+    Column("shipment_id", String(64), nullable=False),
+    Column("occurred_at", DateTime(timezone=True), nullable=False),
+    Column("payload", JSON, nullable=False),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+)
+
 policy_versions = Table(
     "policy_versions", metadata,
     Column("proposal_id", String(36), primary_key=True),

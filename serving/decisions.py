@@ -21,6 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from features.errors import FeaturesUnavailable, ModelUnavailable, TollgateError
 from rules_engine.engine import decide, degraded_decision
 from serving.db import decisions, review_cases
+from serving.live_updates import record_schedule
 from serving.policy_store import PolicySource
 from serving.schemas import ShipmentDecision, ShipmentIn
 from serving.scoring import DelayScorer, risk_band
@@ -79,6 +80,8 @@ class DecisionService:
         todo = [i for i, d in enumerate(done) if d is None]
         if todo:
             fresh = self._score_and_decide([requests[i] for i in todo])
+            for i in todo:
+                record_schedule(self.engine, requests[i].model_dump(mode="json"))
             for i, response in zip(todo, fresh, strict=True):
                 done[i] = self._record(kind="shipment", subject_id=requests[i].shipment_id, key=keys[i],
                                        digest=digests[i], request=requests[i].model_dump(mode="json"),

@@ -38,6 +38,7 @@ class Runtime:
     model_retry_seconds: float = 30.0
     _scorer: DelayScorer | None = None
     _failed_at: float = 0.0
+    _store: object | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _keys: dict[str, tuple[float, Caller | None]] = field(default_factory=dict)
 
@@ -52,6 +53,14 @@ class Runtime:
             self._keys.clear()
         self._keys[authorization or ""] = (now, caller)
         return caller
+
+    def online_store(self):
+        """The Feast store used for online reads and pushes (shared with the scorer once loaded)."""
+        if self._scorer is not None:
+            return self._scorer.store
+        if self._store is None:
+            self._store = feature_store.open_store(feature_store.StoreSettings.from_env())
+        return self._store
 
     def delay_scorer(self) -> DelayScorer:
         """The champion scorer; a failed load is retried after ``model_retry_seconds``."""
