@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from features import store as feature_store
+from features.online import OnlineReader
 from features.assemble import LOOKED_UP, model_frame
 from features.errors import FeaturesUnavailable, ModelUnavailable
 from features.transforms import carrier_origin_key, entity_frame, lane_key
@@ -61,11 +61,11 @@ class DelayScorer:
 
     def __init__(self, model: LoadedModel, store, lane_carriers: dict[str, list[str]]) -> None:
         self.model, self.store, self.lane_carriers = model, store, lane_carriers
+        self.reader = OnlineReader(store, model.feature_service)
 
     def _lookup(self, shipments: pd.DataFrame) -> pd.DataFrame:
         entities = entity_frame(shipments).drop(columns=["shipment_id", "event_timestamp"])
-        rows = entities.to_dict("records")
-        online = feature_store.online_features(self.store, rows, self.model.feature_service)
+        online = self.reader.read(entities.to_dict("records"))
         missing = [c for c in LOOKED_UP if c not in online.columns]
         if missing:
             raise FeaturesUnavailable(f"online store lacks feature(s) {missing}")

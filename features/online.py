@@ -1,0 +1,59 @@
+"""A fast online reader for one FeatureService: resolved once, then one ``online_read`` per view.
+
+``FeatureStore.get_online_features`` rebuilds every feature view from the registry's protos on each
+call (with typeguard-checked ``Field`` objects): ~100 ms a call with eight views, measured here. The
+reader resolves the FeatureService's views once, at start, and then asks the configured online store
+(SQLite or Redis) directly — the same store, keys and values Feast's SDK would read, and
+``tests/features/test_online_reader.py`` checks they agree.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+from feast import FeatureStore
+from feast.protos.feast.types.EntityKey_pb2 import EntityKey as EntityKeyProto
+from feast.protos.feast.types.Value_pb2 import Value as ValueProto
+
+from features.errors import FeaturesUnavailable
+
+
+def _number(value: ValueProto | None) -> float:
+    if value is None:
+        return math.nan
+    kind = value.WhichOneof("val")
+    if kind is None:
+        return math.nan
+    return float(getattr(value, kind))
+
+
+class OnlineReader:
+    """Reads a FeatureService's features for entity rows; missing entities give NaN."""
+
+    def __init__(self, store: FeatureStore, service: str) -> None:
+        feature_service = store.get_feature_service(service)
+        self.store, self.service = store, service
+        self.views = []
+        for projection in feature_service.feature_view_projections:
+            view = store.get_feature_view(projection.name)
+            keys = [projection.join_key_map.get(e.name, e.name) for e in view.entity_columns]
+            self.views.append((view, keys, [f.name for f in projection.features]))
+        self.online = store._get_provider().online_store  # noqa: SLF001 - the configured online store
+        self.columns = [name for _, _, names in self.views for name in names]
+
+    def read(self, entity_rows: list[dict[str, str]]) -> pd.DataFrame:
+        """One row per entity row, columns in FeatureService order."""
+        out: dict[str, list[float]] = {}
+        try:
+            for view, keys, names in self.views:
+                entity_keys = [EntityKeyProto(join_keys=keys, entity_values=[
+                    ValueProto(string_val=str(row[k])) for k in keys]) for row in entity_rows]
+                found = self.online.online_read(self.store.config, view, entity_keys, names)
+                for name in names:
+                    out[name] = [_number(values.get(name)) if values else math.nan for _, values in found]
+        except KeyError as exc:
+            raise FeaturesUnavailable(f"entity row lacks key {exc}") from exc
+        except Exception as exc:  # noqa: BLE001 - any backend failure means the features are unavailable
+            raise FeaturesUnavailable(f"online store read failed: {exc}") from exc
+        return pd.DataFrame(out, columns=self.columns)

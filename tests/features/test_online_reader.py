@@ -1,0 +1,38 @@
+"""The fast online reader returns what Feast's SDK returns, on SQLite and on Redis."""
+
+import uuid
+
+import numpy as np
+import pytest
+
+from features import store as feature_store
+from features.errors import FeaturesUnavailable
+from features.history import read_weather
+from features.online import OnlineReader
+from features.tables import build_feature_tables
+from features.transforms import entity_frame
+from training.features_job import materialize_features
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.mark.parametrize("online", ["sqlite", "redis"])
+def test_reader_agrees_with_the_sdk(tmp_path, march_sample, online):
+    settings = feature_store.StoreSettings(repo_dir=tmp_path / "repo", online=online,
+                                           project=f"r{uuid.uuid4().hex[:10]}")
+    feature_store.write_tables(build_feature_tables(march_sample, read_weather()), settings.data_dir)
+    store = feature_store.open_store(settings)
+    feature_store.apply(store, settings)
+    materialize_features(settings=settings)
+    rows = entity_frame(march_sample.tail(40)).drop(columns=["shipment_id", "event_timestamp"]).to_dict("records")
+    rows.append({k: "NOPE" for k in rows[0]})
+    sdk = feature_store.online_features(store, rows)
+    fast = OnlineReader(store, "delay_risk_v1").read(rows)
+    for column in fast.columns:
+        np.testing.assert_allclose(fast[column].to_numpy(dtype=float), sdk[column].to_numpy(dtype=float),
+                                   equal_nan=True, err_msg=column)
+    assert fast.iloc[-1].isna().all()
+    with pytest.raises(FeaturesUnavailable):
+        OnlineReader(store, "delay_risk_v1").read([{"carrier": "AA"}])
+    if online == "redis":
+        store.teardown()
