@@ -29,11 +29,46 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _pg_schema_url(name: str) -> str:
+    from sqlalchemy import text
+
+    base = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+    with make_engine(base).begin() as conn:
+        conn.execute(text(f"DROP SCHEMA IF EXISTS {name} CASCADE"))
+        conn.execute(text(f"CREATE SCHEMA {name}"))
+    return f"{base}?options=-csearch_path%3D{name}"
+
+
+def _start(root: Path, env: dict, name: str) -> tuple[subprocess.Popen, str]:
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "bentoml", "serve", "serving.service:Tollgate", "--host",
+                             "127.0.0.1", "--port", str(port)], cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=open(root / f"{name}.log", "w"))
+    return proc, f"http://127.0.0.1:{port}"
+
+
+def _wait_ready(root: Path, servers) -> None:
+    deadline = time.monotonic() + 180
+    for (_, base), name in zip(servers, ("a", "b"), strict=False):
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(1)
+        else:
+            for proc, _ in servers:
+                proc.terminate()
+            pytest.fail(f"service {name} not ready: {(root / f'{name}.log').read_text()[-2000:]}")
+
+
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def servers(tmp_path_factory):
+    """Two service processes on two ports sharing one PostgreSQL database and one feature store."""
     root = tmp_path_factory.mktemp("e2e")
     env = {**os.environ, "TOLLGATE_MLFLOW_URI": f"sqlite:///{root}/mlflow.db",
-           "TOLLGATE_FEAST_REPO": str(root / "repo"), "TOLLGATE_DATABASE_URL": f"sqlite:///{root}/tollgate.db",
+           "TOLLGATE_FEAST_REPO": str(root / "repo"), "TOLLGATE_DATABASE_URL": _pg_schema_url(f"e2e_{os.getpid()}"),
            "BENTOML_HOME": str(root / "bentoml"), "BENTOML_DO_NOT_TRACK": "true"}
     settings = StoreSettings(repo_dir=root / "repo")
     run_delay_job(load_spec("delay_smoke"), settings=settings, tracking_uri=env["TOLLGATE_MLFLOW_URI"])
@@ -42,25 +77,18 @@ def server(tmp_path_factory):
     engine = make_engine(env["TOLLGATE_DATABASE_URL"])
     create_schema(engine)
     key = create_key(engine, role=Role.ORCHESTRATOR, name="e2e")
-    port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "bentoml", "serve", "serving.service:Tollgate", "--host",
-                             "127.0.0.1", "--port", str(port)], cwd=ROOT, env=env,
-                            stdout=subprocess.DEVNULL, stderr=open(root / "serve.log", "w"))
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        time.sleep(1)
-    else:
+    pair = [_start(root, env, "a"), _start(root, env, "b")]
+    _wait_ready(root, pair)
+    yield [base for _, base in pair], key
+    for proc, _ in pair:
         proc.terminate()
-        pytest.fail(f"service did not become ready: {(root / 'serve.log').read_text()[-2000:]}")
-    yield base, key
-    proc.terminate()
-    proc.wait(timeout=30)
+        proc.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def server(servers):
+    bases, key = servers
+    return bases[0], key
 
 
 def test_real_decision_over_http(server):
@@ -84,3 +112,20 @@ def test_real_decision_over_http(server):
                        timeout=30).json()
     assert again["decision_id"] == body["decision_id"]
     json.dumps(body)
+
+
+def test_a_retry_sent_to_the_other_process_yields_one_decision(servers):
+    (first, second), key = servers
+    shipment = {"shipment_id": "E2E-2", "carrier": "UA", "origin": "EWR", "destination": "IAH",
+                "scheduled_departure": "2013-02-27T09:00:00-05:00", "scheduled_arrival": "2013-02-27T12:20:00-06:00"}
+    headers = {"Authorization": f"Bearer {key}", "Idempotency-Key": "retry-across-processes"}
+    a = httpx.post(f"{first}/v1/shipments/decide", json=shipment, headers=headers, timeout=30)
+    b = httpx.post(f"{second}/v1/shipments/decide", json=shipment, headers=headers, timeout=30)
+    assert a.status_code == b.status_code == 200
+    assert a.json()["decision_id"] == b.json()["decision_id"]
+    looked_up = httpx.get(f"{second}/v1/decisions/{a.json()['decision_id']}",
+                          headers={"Authorization": f"Bearer {key}"}, timeout=10)
+    assert looked_up.status_code == 200
+    changed = httpx.post(f"{second}/v1/shipments/decide", json={**shipment, "declared_value": 5}, headers=headers,
+                         timeout=30)
+    assert changed.status_code == 409
