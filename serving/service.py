@@ -10,16 +10,20 @@ from __future__ import annotations
 import bentoml
 
 from serving.app import create_app
-from serving.otel import release_request_spans
+from serving.otel import freeze_startup_objects, release_request_spans
 
 api = create_app()
-release_request_spans()
+SPANS_RELEASED = release_request_spans()
 
 
 @bentoml.asgi_app(api, path="/v1")
 @bentoml.service(name="tollgate", workers=2, traffic={"timeout": 30}, metrics={"enabled": True})
 class Tollgate:
     """Tollgate decision service."""
+
+    @bentoml.on_startup
+    def _freeze(self) -> None:
+        freeze_startup_objects()
 
     def __is_ready__(self) -> bool:
         runtime = api.state.runtime()
