@@ -14,6 +14,17 @@ from pathlib import Path
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 CHAMPION, CHALLENGER = "champion", "challenger"
 HIGHER_IS_BETTER = {"test_auc": True, "test_pr_auc": True, "ece": False, "brier": False}
+GATE_METRICS: dict[str, dict[str, bool]] = {
+    "invoice_discrepancy": {"macro_f1": True, "clean_precision": True, "duplicate_recall": True,
+                            "amount_at_risk_mae": False},
+}
+"""Per registered model, the held-out metrics the gate compares (True: higher is better). Models not
+listed are gated on the delay model's ``HIGHER_IS_BETTER``."""
+
+
+def gate_metrics(model_name: str) -> dict[str, bool]:
+    """The gate's metrics and their direction for a registered model."""
+    return GATE_METRICS.get(model_name, HIGHER_IS_BETTER)
 
 
 def tracking_uri(root: Path | None = None) -> str:
@@ -88,10 +99,11 @@ def _metrics(client, version) -> dict[str, float]:
     return client.get_run(version.run_id).data.metrics
 
 
-def compare(challenger: dict[str, float], champion: dict[str, float], tolerance: dict[str, float]) -> list[str]:
+def compare(challenger: dict[str, float], champion: dict[str, float], tolerance: dict[str, float],
+            higher_is_better: dict[str, bool] | None = None) -> list[str]:
     """Reasons the challenger is worse than the champion beyond tolerance (empty list: promotable)."""
     reasons = []
-    for metric, higher in HIGHER_IS_BETTER.items():
+    for metric, higher in (higher_is_better or HIGHER_IS_BETTER).items():
         if metric not in challenger or metric not in champion:
             reasons.append(f"{metric}: missing on {'challenger' if metric not in challenger else 'champion'}")
             continue
@@ -117,8 +129,9 @@ def promote(model_name: str, tolerance: dict[str, float] | None = None) -> Promo
                                ["challenger is already champion"])
     reasons = []
     if champion is not None:
-        tol = tolerance if tolerance is not None else _gate_tolerance(client, challenger.run_id)
-        reasons = compare(_metrics(client, challenger), _metrics(client, champion), tol)
+        metrics = gate_metrics(model_name)
+        tol = tolerance if tolerance is not None else _gate_tolerance(client, challenger.run_id, metrics)
+        reasons = compare(_metrics(client, challenger), _metrics(client, champion), tol, metrics)
         ch_period = client.get_run(challenger.run_id).data.params.get("test_period")
         cp_period = client.get_run(champion.run_id).data.params.get("test_period")
         if ch_period != cp_period:
@@ -129,6 +142,6 @@ def promote(model_name: str, tolerance: dict[str, float] | None = None) -> Promo
                            champion.version if champion else None, reasons)
 
 
-def _gate_tolerance(client, run_id: str) -> dict[str, float]:
+def _gate_tolerance(client, run_id: str, metrics: dict[str, bool] | None = None) -> dict[str, float]:
     params = client.get_run(run_id).data.params
-    return {m: float(params.get(f"gate.{m}", 0.0)) for m in HIGHER_IS_BETTER}
+    return {m: float(params.get(f"gate.{m}", 0.0)) for m in (metrics or HIGHER_IS_BETTER)}
