@@ -15,6 +15,7 @@ from __future__ import annotations
 import pandas as pd
 
 from features.rerating_carrier import carrier_history_features, spot_rate_estimates
+from features.rerating_copies import COPY_FEATURES, exact_copy_features
 from features.rerating_evidence import (
     ACCESSORIAL_NAMES,
     billed_components,
@@ -44,7 +45,7 @@ FEATURE_NAMES: tuple[str, ...] = (
     "prior_same_shipment_invoices", "prior_same_shipment_days", "prior_same_shipment_amount_ratio",
     "prior_same_shipment_code_overlap", "prior_same_shipment_number_similarity", "shipment_billed_to_expected",
     "near_amount_match", "near_amount_diff_share", "near_amount_days", "near_amount_same_shipment",
-    "near_amount_number_similarity",
+    "near_amount_number_similarity", *COPY_FEATURES,
     "carrier_prior_invoices", "lane_prior_invoices", "carrier_resolved_invoices", "carrier_prior_dispute_rate",
 )
 """Every column of ``audit_features``, in order; all float64, NaN where the evidence is missing."""
@@ -95,8 +96,9 @@ def audit_features(invoices: pd.DataFrame, lines: pd.DataFrame, *, facts: pd.Dat
     frame = pd.concat([frame, evidence_features(frame)], axis=1)
     frame["shipment_billed_to_expected"] = _shipment_to_date(frame)
     slim = frame[["invoice_id", "shipment_id", "carrier", "origin", "destination", "invoice_date", "when",
-                  "order"]].assign(total=frame["total_billed"])
+                  "order"]].assign(total=frame["total_billed"], departure=frame["scheduled_departure"])
     history = [same_shipment_features(slim, lines), near_amount_features(slim),
+               exact_copy_features(slim, lines),
                carrier_history_features(slim, outcomes)]
     frame = pd.concat([frame, *history], axis=1)
     out = frame.set_index("invoice_id")[list(FEATURE_NAMES)]

@@ -17,6 +17,10 @@ from serving.schemas import (
     EventAccepted,
     EventIn,
     EventType,
+    InvoiceBatchDecision,
+    InvoiceBatchIn,
+    InvoiceDecision,
+    InvoiceIn,
     ShipmentBatchDecision,
     ShipmentBatchIn,
     ShipmentDecision,
@@ -76,6 +80,26 @@ def create_app(runtime_factory: Callable[[], Runtime] = build_runtime) -> FastAP
         done = runtime().decisions.decide_shipments(body.shipments, header_key=idempotency_key,
                                                     caller=caller.key_id)
         return {"decisions": done}
+
+    @app.post("/invoices/decide", response_model=InvoiceDecision)
+    def decide_invoice(body: InvoiceIn, caller: Caller = Depends(role(Role.ORCHESTRATOR)),
+                       idempotency_key: str | None = Header(default=None, max_length=128)) -> dict:
+        """Decide one carrier invoice: approve, hold, dispute or review."""
+        from serving.invoice_decisions import decide_invoices
+
+        rt = runtime()
+        return decide_invoices(rt.decisions, rt.invoice_scorer, [body], header_key=idempotency_key,
+                               caller=caller.key_id)[0]
+
+    @app.post("/invoices/decide/batch", response_model=InvoiceBatchDecision)
+    def decide_invoice_batch(body: InvoiceBatchIn, caller: Caller = Depends(role(Role.ORCHESTRATOR)),
+                             idempotency_key: str | None = Header(default=None, max_length=128)) -> dict:
+        """Decide up to 1,000 invoices in one request, in order."""
+        from serving.invoice_decisions import decide_invoices
+
+        rt = runtime()
+        return {"decisions": decide_invoices(rt.decisions, rt.invoice_scorer, body.invoices,
+                                             header_key=idempotency_key, caller=caller.key_id)}
 
     @app.post("/events", response_model=EventAccepted)
     def post_event(body: EventIn, _: Caller = Depends(role(Role.ORCHESTRATOR))) -> dict:

@@ -100,6 +100,19 @@ events = Table(
     Column("received_at", DateTime(timezone=True), nullable=False),
 )
 
+invoices_seen = Table(
+    "invoices_seen", metadata,
+    Column("invoice_id", String(64), primary_key=True),
+    Column("carrier", String(8), nullable=False),
+    Column("shipment_id", String(64), nullable=False),
+    Column("invoice_date", DateTime(timezone=True), nullable=False),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+    Column("total", Float, nullable=False),
+    Column("billed_weight_kg", Float),
+    Column("lines", JSON, nullable=False),
+)
+Index("ix_invoices_seen_carrier", invoices_seen.c.carrier, invoices_seen.c.invoice_date)
+
 policy_versions = Table(
     "policy_versions", metadata,
     Column("proposal_id", String(36), primary_key=True),

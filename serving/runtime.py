@@ -35,10 +35,14 @@ def mlflow_uri() -> str:
 class Runtime:
     engine: Engine
     decisions: DecisionService
+    tracking_uri: str = ""
+    store_settings: feature_store.StoreSettings | None = None
     model_retry_seconds: float = 30.0
     _scorer: DelayScorer | None = None
     _failed_at: float = 0.0
     _store: object | None = None
+    _invoice: object | None = None
+    _invoice_failed_at: float = 0.0
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _keys: dict[str, tuple[float, Caller | None]] = field(default_factory=dict)
 
@@ -59,8 +63,23 @@ class Runtime:
         if self._scorer is not None:
             return self._scorer.store
         if self._store is None:
-            self._store = feature_store.open_store(feature_store.StoreSettings.from_env())
+            self._store = feature_store.open_store(self.store_settings)
         return self._store
+
+    def invoice_scorer(self):
+        """The champion invoice scorer (same retry rule as the delay scorer)."""
+        from serving.invoice_scoring import InvoiceScorer
+
+        if self._invoice is None:
+            if self._invoice_failed_at and time.monotonic() - self._invoice_failed_at < self.model_retry_seconds:
+                raise ModelUnavailable("invoice model unavailable (retrying later)")
+            try:
+                model = load_champion("invoice_discrepancy", self.tracking_uri)
+            except ModelUnavailable:
+                self._invoice_failed_at = time.monotonic()
+                raise
+            self._invoice = InvoiceScorer(model, self.online_store(), self.engine)
+        return self._invoice
 
     def delay_scorer(self) -> DelayScorer:
         """The champion scorer; a failed load is retried after ``model_retry_seconds``."""
@@ -71,8 +90,8 @@ class Runtime:
                 if time.monotonic() - self._failed_at < self.model_retry_seconds and self._failed_at:
                     raise ModelUnavailable("delay model unavailable (retrying later)")
                 try:
-                    settings = feature_store.StoreSettings.from_env()
-                    model = load_champion("delay_risk", mlflow_uri())
+                    settings = self.store_settings
+                    model = load_champion("delay_risk", self.tracking_uri)
                     self._scorer = DelayScorer(model, feature_store.open_store(settings),
                                                feature_store.read_lane_carriers(settings.data_dir))
                 except ModelUnavailable:
@@ -82,9 +101,11 @@ class Runtime:
 
 
 def build_runtime(url: str | None = None) -> Runtime:
+    """Configuration is read once, here (environment), and kept by the runtime."""
     engine = make_engine(url or database_url())
     create_schema(engine)
-    runtime = Runtime(engine=engine, decisions=None)  # type: ignore[arg-type]
+    runtime = Runtime(engine=engine, decisions=None, tracking_uri=mlflow_uri(),  # type: ignore[arg-type]
+                      store_settings=feature_store.StoreSettings.from_env())
     runtime.decisions = DecisionService(engine=engine, policies=PolicySource(engine),
                                         delay_scorer=runtime.delay_scorer)
     return runtime

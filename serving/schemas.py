@@ -118,3 +118,62 @@ class EventAccepted(BaseModel):
     event_id: str
     accepted: bool
     updated_views: list[str]
+
+
+class InvoiceLineIn(BaseModel):
+    model_config = _IN
+    code: str = Field(min_length=1, max_length=32)
+    amount: float = Field(ge=0, le=10_000_000)
+    quantity: float | None = Field(default=None, ge=0, le=10_000_000)
+
+
+class InvoiceIn(BaseModel):
+    """A carrier invoice as it arrives (charge codes: docs/reference-data.md)."""
+
+    model_config = _IN
+    invoice_id: str = Field(min_length=1, max_length=64)
+    carrier: str = Field(pattern=CODE)
+    shipment_id: str = Field(min_length=1, max_length=64)
+    invoice_date: datetime
+    received_at: AwareDatetime | None = None
+    currency: str = Field(pattern=r"^[A-Z]{3}$")
+    lines: list[InvoiceLineIn] = Field(min_length=1, max_length=100)
+    total: float = Field(ge=0, le=100_000_000)
+    billed_weight_kg: float | None = Field(default=None, gt=0, le=200_000)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> InvoiceIn:
+        from features.reference import ChargeCode
+
+        if self.currency != "USD":
+            raise ValueError(f"currency {self.currency} is not supported (USD)")
+        known = {c.value for c in ChargeCode}
+        for i, line in enumerate(self.lines):
+            if line.code.lower() not in known:
+                raise ValueError(f"lines.{i}.code: unknown charge code {line.code!r}")
+        if abs(sum(line.amount for line in self.lines) - self.total) > 0.01:
+            raise ValueError(f"total {self.total} differs from the sum of the lines "
+                             f"{round(sum(line.amount for line in self.lines), 2)} by more than one cent")
+        return self
+
+
+class InvoiceBatchIn(BaseModel):
+    model_config = _IN
+    invoices: list[InvoiceIn] = Field(min_length=1, max_length=1000)
+
+
+class InvoiceScoresOut(BaseModel):
+    probabilities: dict[str, float] | None
+    predicted_class: str | None
+    p_clean: float | None
+    amount_at_risk: float | None
+
+
+class InvoiceDecision(DecisionOut):
+    scores: InvoiceScoresOut
+    shipment_known: bool
+    contract_known: bool
+
+
+class InvoiceBatchDecision(BaseModel):
+    decisions: list[InvoiceDecision]

@@ -210,6 +210,7 @@ def test_duplicate_features_see_the_earlier_bill_of_the_same_shipment(features):
     assert again["prior_same_shipment_invoices"] == 1.0 and again["prior_same_shipment_code_overlap"] == 1.0
     assert again["prior_same_shipment_days"] == 12.0 and again["shipment_billed_to_expected"] == pytest.approx(2.0)
     assert again["prior_same_shipment_number_similarity"] == pytest.approx(0.9)
+    assert again["exact_copy_count"] == 1.0 and again["exact_copy_same_shipment"] == 1.0
     first = features.loc["AA0001234"]
     assert first["prior_same_shipment_invoices"] == 0.0
     assert np.isnan(first["prior_same_shipment_number_similarity"])

@@ -1,0 +1,106 @@
+"""Scoring a carrier invoice at arrival: reference data from Feast, earlier invoices from the database,
+the same re-rating and audit features as training, the champion discrepancy model.
+
+Duplicate and carrier-history features need the invoices that arrived before this one: the service
+keeps every invoice it has seen (``invoices_seen``) and passes the carrier's last 30 days with the new
+invoice through :func:`features.rerating.audit_features`, which only ever looks backwards.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+import pandas as pd
+from sqlalchemy import insert, select
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+
+from features.errors import FeaturesUnavailable
+from features.feast_invoice_defs import contract_lane_key, fuel_week_key, online_reference
+from features.reference import MODE_FUEL_KIND
+from features.rerating import audit_features
+from serving.db import invoices_seen
+from serving.scoring import LoadedModel
+
+LOOKBACK = timedelta(days=30)
+
+
+@dataclass
+class InvoiceScores:
+    scores: dict | None
+    reasons: list[dict]
+    features: dict
+    shipment_known: bool
+    contract_known: bool
+
+
+def _frames(rows: list[dict]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    invoices = pd.DataFrame([{k: r[k] for k in ("invoice_id", "carrier", "shipment_id", "invoice_date",
+                                                  "received_at", "total", "billed_weight_kg")} for r in rows])
+    invoices["mode"], invoices["currency"] = "air", "USD"
+    for col in ("invoice_date", "received_at"):
+        invoices[col] = pd.to_datetime(invoices[col], utc=True)
+    lines = pd.DataFrame([{"invoice_id": r["invoice_id"], "line_no": i + 1, **line}
+                          for r in rows for i, line in enumerate(r["lines"])])
+    lines["quantity"] = lines.get("quantity", pd.Series(dtype=float)).astype(float)
+    return invoices, lines
+
+
+class InvoiceScorer:
+    """Scores invoices with the champion ``invoice_discrepancy`` model."""
+
+    def __init__(self, model: LoadedModel, store, engine: Engine) -> None:
+        self.model, self.store, self.engine = model, store, engine
+
+    def references(self, shipment_id: str) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+        try:
+            facts = online_reference(self.store, "shipments", [shipment_id])
+            if facts.empty:
+                return facts, pd.DataFrame(), pd.DataFrame()
+            fact = facts.iloc[0]
+            contracts = online_reference(self.store, "contracts", [contract_lane_key(fact)])
+            week = (pd.Timestamp(fact["ship_date"]) - pd.Timedelta(days=pd.Timestamp(fact["ship_date"]).weekday()))
+            fuel = online_reference(self.store, "fuel-index", [fuel_week_key(MODE_FUEL_KIND[fact["mode"]].value,
+                                                                              week.normalize())])
+        except Exception as exc:  # noqa: BLE001 - any online-store failure means no reference data
+            raise FeaturesUnavailable(f"reference data unavailable: {exc}") from exc
+        return facts, contracts, fuel
+
+    def earlier(self, invoice: dict) -> list[dict]:
+        day = pd.Timestamp(invoice["invoice_date"])
+        day = (day.tz_convert("UTC") if day.tzinfo else day.tz_localize("UTC")).to_pydatetime()
+        query = select(invoices_seen).where(invoices_seen.c.carrier == invoice["carrier"],
+                                            invoices_seen.c.invoice_date >= day - LOOKBACK,
+                                            invoices_seen.c.invoice_date <= day,
+                                            invoices_seen.c.invoice_id != invoice["invoice_id"])
+        with self.engine.connect() as conn:
+            return [dict(r) for r in conn.execute(query).mappings()]
+
+    def score(self, invoice: dict) -> InvoiceScores:
+        facts, contracts, fuel = self.references(invoice["shipment_id"])
+        if facts.empty:
+            return InvoiceScores(None, [], {}, shipment_known=False, contract_known=False)
+        ship_date = pd.Timestamp(facts.iloc[0]["ship_date"])
+        in_force = (not contracts.empty) and bool(((contracts["effective_from"] <= ship_date)
+                                                   & (contracts["effective_to"] >= ship_date)).any())
+        rows = [*self.earlier(invoice), invoice]
+        invoices, lines = _frames(rows)
+        features = audit_features(invoices, lines, facts=facts, contracts=contracts, fuel_index=fuel)
+        row = features.loc[[invoice["invoice_id"]]]
+        explained = self.model.model.explain(row, top=5)[0]
+        scores = self.model.model.score(row).iloc[0].to_dict()
+        reasons = [dict(r.__dict__) for r in explained.reasons]
+        return InvoiceScores({k: (v if isinstance(v, str) else float(v)) for k, v in scores.items()}, reasons,
+                             {k: float(v) for k, v in row.iloc[0].items()}, True, in_force)
+
+    def remember(self, invoice: dict) -> None:
+        """Keep the invoice for later duplicate checks (once)."""
+        row = {k: invoice[k] for k in ("invoice_id", "carrier", "shipment_id", "total", "billed_weight_kg", "lines")}
+        row |= {k: pd.Timestamp(invoice[k]).tz_convert("UTC").to_pydatetime() if pd.Timestamp(invoice[k]).tzinfo
+                else pd.Timestamp(invoice[k], tz="UTC").to_pydatetime() for k in ("invoice_date", "received_at")}
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(insert(invoices_seen).values(**row))
+        except IntegrityError:
+            pass

@@ -1,0 +1,106 @@
+"""Invoice decisions with a really trained smoke model and reference data loaded through Feast."""
+
+import os
+
+import pandas as pd
+import pytest
+from fastapi.testclient import TestClient
+
+from features.invoice_world import save_world
+from features.store import StoreSettings
+from serving.app import create_app
+from serving.auth import Role, create_key
+from serving.runtime import build_runtime
+from training import tracking
+from training.invoice_job import load_invoice_world, run_invoice_job
+from training.invoice_spec import load_invoice_spec
+from training.load_job import load_reference
+
+pytestmark = [pytest.mark.slow, pytest.mark.integration]
+
+
+@pytest.fixture(scope="module")
+def world_api(tmp_path_factory, embedded_history):
+    root = tmp_path_factory.mktemp("invoices")
+    saved = {k: os.environ.get(k) for k in ("TOLLGATE_MLFLOW_URI", "TOLLGATE_FEAST_REPO")}
+    os.environ["TOLLGATE_MLFLOW_URI"] = f"sqlite:///{root}/mlflow.db"
+    os.environ["TOLLGATE_FEAST_REPO"] = str(root / "repo")
+    settings = StoreSettings(repo_dir=root / "repo")
+    spec = load_invoice_spec("invoice_smoke")
+    run_invoice_job(spec, settings=settings, tracking_uri=os.environ["TOLLGATE_MLFLOW_URI"])
+    assert tracking.promote("invoice_discrepancy").promoted
+    world, _ = load_invoice_world(spec, history=embedded_history)
+    files = save_world(world, root / "world")
+    for kind, name in (("contracts", "contracts"), ("shipments", "shipment_facts"), ("fuel-index", "fuel_index")):
+        load_reference(kind, files[name], settings=settings)
+    runtime = build_runtime(f"sqlite:///{root}/tollgate.db")
+    key = create_key(runtime.engine, role=Role.ORCHESTRATOR, name="t")
+    client = TestClient(create_app(lambda: runtime))
+    yield client, {"Authorization": f"Bearer {key}"}, world
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
+def _payload(world, source: str, **changes) -> dict:
+    head = world.invoices.set_index("invoice_id").loc[source]
+    lines = world.invoice_lines[world.invoice_lines["invoice_id"] == source]
+    body = {"invoice_id": source, "carrier": head["carrier"], "shipment_id": head["shipment_id"],
+            "invoice_date": pd.Timestamp(head["invoice_date"]).isoformat(),
+            "received_at": pd.Timestamp(head["received_at"]).isoformat(), "currency": "USD",
+            "lines": [{"code": c.upper(), "amount": float(a)} for c, a in zip(lines["code"], lines["amount"])],
+            "total": float(head["total"])}
+    if pd.notna(head["billed_weight_kg"]):
+        body["billed_weight_kg"] = float(head["billed_weight_kg"])
+    return {**body, **changes}
+
+
+def _clean_invoice(world) -> str:
+    labels = world.labels.set_index("invoice_id")
+    inv = world.invoices.set_index("invoice_id")
+    clean = labels[(labels["true_discrepancy"] == "clean") & (labels["scenario"] == "")].index
+    late = inv.loc[clean][inv.loc[clean, "invoice_date"] >= "2013-10-01"]
+    return late.sort_values("total").index[len(late) // 2]
+
+
+def test_clean_invoice_is_scored_clean_and_a_resubmission_is_not_approved(world_api):
+    client, headers, world = world_api
+    invoice_id = _clean_invoice(world)
+    r = client.post("/invoices/decide", json=_payload(world, invoice_id), headers=headers)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["shipment_known"] and body["contract_known"] and not body["degraded"], {k: body[k] for k in ("degraded", "degraded_reason", "shipment_known", "contract_known", "scores")}
+    assert body["scores"]["predicted_class"] == "clean"
+    assert body["model_name"] == "invoice_discrepancy" and body["policy_id"] == "invoice"
+    copy = client.post("/invoices/decide", json=_payload(world, invoice_id, invoice_id=invoice_id + "X"),
+                       headers=headers).json()
+    assert copy["scores"]["predicted_class"] == "duplicate"
+    assert copy["outcome"] != "approve"
+
+
+def test_linehaul_twenty_percent_over_contract_is_never_approved(world_api):
+    client, headers, world = world_api
+    invoice_id = _clean_invoice(world)
+    body = _payload(world, invoice_id, invoice_id="OVER" + invoice_id[-6:])
+    for line in body["lines"]:
+        if line["code"] == "LINEHAUL":
+            line["amount"] = round(line["amount"] * 1.2, 2)
+    body["total"] = round(sum(line["amount"] for line in body["lines"]), 2)
+    r = client.post("/invoices/decide", json=body, headers=headers).json()
+    assert r["scores"]["predicted_class"] != "clean" and r["outcome"] != "approve"
+
+
+def test_unknown_shipment_is_held_and_bad_invoices_name_the_field(world_api):
+    client, headers, world = world_api
+    body = _payload(world, _clean_invoice(world), invoice_id="GHOST1", shipment_id="NO-SUCH-SHIPMENT")
+    r = client.post("/invoices/decide", json=body, headers=headers).json()
+    assert r["outcome"] == "hold" and not r["shipment_known"]
+    assert "approve_invoice" not in [a["type"] for a in r["actions"]]
+    bad = {**body, "invoice_id": "BAD1", "total": body["total"] + 5}
+    resp = client.post("/invoices/decide", json=bad, headers=headers)
+    assert resp.status_code == 422 and "sum of the lines" in resp.text
+    bad_code = {**body, "invoice_id": "BAD2", "lines": [{"code": "TIP", "amount": body["total"]}]}
+    assert "unknown charge code" in client.post("/invoices/decide", json=bad_code, headers=headers).text
+    assert client.post("/invoices/decide", json={**body, "currency": "EUR"}, headers=headers).status_code == 422
