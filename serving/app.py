@@ -71,7 +71,8 @@ def create_app(runtime_factory: Callable[[], Runtime] = build_runtime) -> FastAP
     def decide_shipment(body: ShipmentIn, caller: Caller = Depends(role(Role.ORCHESTRATOR)),
                         idempotency_key: str | None = Header(default=None, max_length=128)) -> dict:
         """Decide one shipment at dispatch."""
-        return runtime().decisions.decide_shipments([body], header_key=idempotency_key, caller=caller.key_id)[0]
+        return _observed(runtime().decisions.decide_shipments([body], header_key=idempotency_key,
+                                                              caller=caller.key_id))[0]
 
     @app.post("/shipments/decide/batch", response_model=ShipmentBatchDecision)
     def decide_shipments(body: ShipmentBatchIn, caller: Caller = Depends(role(Role.ORCHESTRATOR)),
@@ -79,7 +80,7 @@ def create_app(runtime_factory: Callable[[], Runtime] = build_runtime) -> FastAP
         """Decide up to 1,000 shipments in one request."""
         done = runtime().decisions.decide_shipments(body.shipments, header_key=idempotency_key,
                                                     caller=caller.key_id)
-        return {"decisions": done}
+        return {"decisions": _observed(done)}
 
     @app.post("/invoices/decide", response_model=InvoiceDecision)
     def decide_invoice(body: InvoiceIn, caller: Caller = Depends(role(Role.ORCHESTRATOR)),
@@ -88,8 +89,8 @@ def create_app(runtime_factory: Callable[[], Runtime] = build_runtime) -> FastAP
         from serving.invoice_decisions import decide_invoices
 
         rt = runtime()
-        return decide_invoices(rt.decisions, rt.invoice_scorer, [body], header_key=idempotency_key,
-                               caller=caller.key_id)[0]
+        return _observed(decide_invoices(rt.decisions, rt.invoice_scorer, [body], header_key=idempotency_key,
+                                         caller=caller.key_id))[0]
 
     @app.post("/invoices/decide/batch", response_model=InvoiceBatchDecision)
     def decide_invoice_batch(body: InvoiceBatchIn, caller: Caller = Depends(role(Role.ORCHESTRATOR)),
@@ -98,8 +99,8 @@ def create_app(runtime_factory: Callable[[], Runtime] = build_runtime) -> FastAP
         from serving.invoice_decisions import decide_invoices
 
         rt = runtime()
-        return {"decisions": decide_invoices(rt.decisions, rt.invoice_scorer, body.invoices,
-                                             header_key=idempotency_key, caller=caller.key_id)}
+        return {"decisions": _observed(decide_invoices(rt.decisions, rt.invoice_scorer, body.invoices,
+                                                       header_key=idempotency_key, caller=caller.key_id))}
 
     @app.post("/events", response_model=EventAccepted)
     def post_event(body: EventIn, _: Caller = Depends(role(Role.ORCHESTRATOR))) -> dict:
@@ -131,6 +132,14 @@ def create_app(runtime_factory: Callable[[], Runtime] = build_runtime) -> FastAP
 
     app.state.runtime = runtime
     return app
+
+
+def _observed(decisions: list[dict]) -> list[dict]:
+    from serving.metrics import observe
+
+    for decision in decisions:
+        observe(decision)
+    return decisions
 
 
 def _install_errors(app: FastAPI) -> None:

@@ -6,9 +6,22 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from typing import Annotated
+
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 CODE = r"^[A-Z0-9]{1,8}$"
+
+
+def _plausible(value: datetime) -> datetime:
+    # pandas timestamps (and any real shipment) live well inside these years; outside is a typo.
+    if not 1970 <= value.year <= 2200:
+        raise ValueError("year must be between 1970 and 2200")
+    return value
+
+
+Instant = Annotated[AwareDatetime, AfterValidator(_plausible)]
+Day = Annotated[datetime, AfterValidator(_plausible)]
 _IN = ConfigDict(frozen=True, extra="forbid")
 
 
@@ -20,8 +33,8 @@ class ShipmentIn(BaseModel):
     carrier: str = Field(pattern=CODE)
     origin: str = Field(pattern=CODE)
     destination: str = Field(pattern=CODE)
-    scheduled_departure: AwareDatetime
-    scheduled_arrival: AwareDatetime
+    scheduled_departure: Instant
+    scheduled_arrival: Instant
     distance_miles: float | None = Field(default=None, ge=0, le=20000)
     equipment_id: str | None = Field(default=None, max_length=32)
     customer_id: str | None = Field(default=None, max_length=64)
@@ -106,11 +119,11 @@ class EventIn(BaseModel):
     event_id: str = Field(min_length=1, max_length=64)
     type: EventType
     shipment_id: str = Field(min_length=1, max_length=64)
-    occurred_at: AwareDatetime
+    occurred_at: Instant
     carrier: str | None = Field(default=None, pattern=CODE)
     origin: str | None = Field(default=None, pattern=CODE)
     destination: str | None = Field(default=None, pattern=CODE)
-    scheduled_at: AwareDatetime | None = None
+    scheduled_at: Instant | None = None
     details: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -134,8 +147,8 @@ class InvoiceIn(BaseModel):
     invoice_id: str = Field(min_length=1, max_length=64)
     carrier: str = Field(pattern=CODE)
     shipment_id: str = Field(min_length=1, max_length=64)
-    invoice_date: datetime
-    received_at: AwareDatetime | None = None
+    invoice_date: Day
+    received_at: Instant | None = None
     currency: str = Field(pattern=r"^[A-Z]{3}$")
     lines: list[InvoiceLineIn] = Field(min_length=1, max_length=100)
     total: float = Field(ge=0, le=100_000_000)

@@ -70,8 +70,33 @@ def has_champion(model_name: str) -> bool:
     return True
 
 
+def bootstrap_invoices(*, settings: feature_store.StoreSettings, step: Step) -> dict:
+    """Train and promote the invoice model if none is champion; load the embedded world's reference data."""
+    from features.invoice_world import save_world
+    from training import tracking
+    from training.invoice_job import load_invoice_world, run_invoice_job
+    from training.invoice_spec import load_invoice_spec
+    from training.load_job import load_reference
+
+    result: dict = {}
+    spec = load_invoice_spec("invoice")
+    if not has_champion("invoice_discrepancy"):
+        summary = run_invoice_job(spec, settings=settings, step=step)
+        result |= {"invoice_model_version": summary["model_version"], "invoice_macro_f1": summary["macro_f1"],
+                   "invoice_promoted": tracking.promote("invoice_discrepancy").promoted}
+    if not (settings.data_dir / "shipment_facts.parquet").exists():
+        world, _ = load_invoice_world(spec, step=step)
+        files = save_world(world, settings.repo_dir / "world")
+        for kind, name in (("contracts", "contracts"), ("shipments", "shipment_facts"),
+                           ("fuel-index", "fuel_index")):
+            step(f"loading embedded {kind} into the feature store")
+            load_reference(kind, files[name], settings=settings)
+        result["reference_data_loaded"] = True
+    return result
+
+
 def bootstrap(*, step: Step = lambda _: None) -> dict:
-    """Train and promote a delay model when none is champion; always materialize features."""
+    """Train and promote the models when none is champion; materialize features; load reference data."""
     from training import tracking
     from training.delay_job import run_delay_job
     from training.spec import load_spec
@@ -86,4 +111,5 @@ def bootstrap(*, step: Step = lambda _: None) -> dict:
         result |= {"trained": True, "model_version": summary["model_version"],
                    "test_auc": summary["test_auc"], "promoted": promotion.promoted}
     result |= materialize_features(step=step)
+    result |= bootstrap_invoices(settings=feature_store.StoreSettings.from_env(), step=step)
     return result

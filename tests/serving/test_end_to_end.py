@@ -107,7 +107,9 @@ def test_real_decision_over_http(server):
     docs = httpx.get(f"{base}/docs.json", timeout=10).json()
     assert "/v1/shipments/decide" in docs["paths"]
     assert httpx.get(f"{base}/healthz", timeout=10).status_code == 200
-    assert "bentoml" in httpx.get(f"{base}/metrics", timeout=10).text
+    metrics = httpx.get(f"{base}/metrics", timeout=10).text
+    assert "bentoml" in metrics
+    assert 'tollgate_decisions_total{' in metrics and 'kind="shipment"' in metrics
     again = httpx.post(f"{base}/v1/shipments/decide", json=shipment, headers={"Authorization": f"Bearer {key}"},
                        timeout=30).json()
     assert again["decision_id"] == body["decision_id"]

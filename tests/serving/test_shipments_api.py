@@ -127,3 +127,20 @@ def test_concurrent_retries_yield_one_decision(api):
     for t in threads:
         t.join()
     assert len(set(results)) == 1 and _count(api.runtime, decisions) == 1
+
+
+def test_database_down_is_a_clear_503_never_an_approval(tmp_path, scorer):
+    from serving.db import make_engine
+
+    runtime = make_runtime(f"sqlite:///{tmp_path}/t.db", scorer)
+    from serving.auth import create_key
+
+    key = create_key(runtime.engine, role=Role.ORCHESTRATOR, name="o")
+    client = TestClient(create_app(lambda: runtime))
+    assert client.post("/shipments/decide", json=SHIPMENT, headers={"Authorization": f"Bearer {key}"}).status_code == 200
+    down = make_engine("postgresql+psycopg://postgres@127.0.0.1:1/test?connect_timeout=2")
+    runtime.engine = runtime.decisions.engine = runtime.decisions.policies.engine = down
+    runtime._keys.clear()
+    r = client.post("/shipments/decide", json={**SHIPMENT, "shipment_id": "S-2"},
+                    headers={"Authorization": f"Bearer {key}"})
+    assert r.status_code == 503 and r.json()["error"] == "DatabaseUnavailable"
