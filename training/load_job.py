@@ -9,6 +9,9 @@ applied and the view materialized. A refused file leaves the store exactly as it
 
 from __future__ import annotations
 
+import contextlib
+import sys
+
 import time
 from collections.abc import Callable
 from datetime import timedelta
@@ -55,7 +58,8 @@ def materialize_kind(store, kind: str, *, table: pd.DataFrame) -> None:
     stamps = pd.to_datetime(table["event_timestamp"], utc=True)
     start = (stamps.min() - timedelta(days=1)).to_pydatetime()
     end = (stamps.max() + timedelta(seconds=1)).to_pydatetime()
-    store.materialize(start_date=start, end_date=end, feature_views=[KINDS[kind]])
+    with contextlib.redirect_stdout(sys.stderr):  # Feast prints progress; --json output stays clean
+        store.materialize(start_date=start, end_date=end, feature_views=[KINDS[kind]])
 
 
 def load_reference(kind: str, path: Path, *, settings: feature_store.StoreSettings | None = None,
