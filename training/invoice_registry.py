@@ -10,7 +10,7 @@ import pandas as pd
 
 from models.invoice_card import invoice_model_card
 from training import tracking
-from training.registry import dataset_digest, pip_requirements
+from training.registry import dataset_digest, log_pyfunc, register_challenger
 
 SUMMARY_EXTRA = ("feedback_verdicts", "feedback_labels_used", "feedback_labels_changed", "feedback_labels_unmatched")
 
@@ -64,7 +64,6 @@ def log_and_register_invoice(spec, *, model, data, metrics: dict[str, float], tr
                              fit_seconds: float) -> dict:
     """One MLflow run with params, metrics, model (pyfunc, signature, pip requirements) and card."""
     import mlflow
-    from mlflow import MlflowClient
     from mlflow.models import infer_signature
 
     from models.mlflow_invoice_wrapper import InvoiceDiscrepancyPyfunc
@@ -80,16 +79,9 @@ def log_and_register_invoice(spec, *, model, data, metrics: dict[str, float], tr
         mlflow.log_params(params)
         mlflow.log_metrics({**_finite(metrics), "fit_seconds": fit_seconds})
         _log_card(spec, model=model, data=data, params=params, metrics=metrics)
-        info = mlflow.pyfunc.log_model(
-            name="model", python_model=InvoiceDiscrepancyPyfunc(model), signature=signature,
-            input_example=sample.head(3), pip_requirements=pip_requirements(),
-            code_paths=[str(Path(__file__).resolve().parent.parent / "models")],
-            registered_model_name=spec.model_name,
-        )
-    client = MlflowClient()
-    version = str(info.registered_model_version)
-    client.set_registered_model_alias(spec.model_name, tracking.CHALLENGER, version)
-    client.set_model_version_tag(spec.model_name, version, "feature_service", spec.feature_service)
+        version = log_pyfunc(spec, python_model=InvoiceDiscrepancyPyfunc(model), signature=signature,
+                             example=sample.head(3))
+    register_challenger(spec, version)
     summary = {k: (None if isinstance(v, float) and math.isnan(v) else round(v, 6)) for k, v in metrics.items()}
     return {**summary, **{k: data.feedback.get(k, 0) for k in SUMMARY_EXTRA}, "model_name": spec.model_name,
             "model_version": version, "run_id": run.info.run_id, "feature_service": spec.feature_service,

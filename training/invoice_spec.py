@@ -6,12 +6,11 @@ from datetime import date
 from pathlib import Path
 from typing import Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from features.errors import InvalidInput
 from models.invoice import InvoiceModelParams
-from training.spec import CONFIG_DIR
+from training.spec import load_job_spec
 
 _FROZEN = ConfigDict(frozen=True, extra="forbid")
 
@@ -76,20 +75,5 @@ class InvoiceJobSpec(BaseModel):
 
 
 def load_invoice_spec(name_or_path: str | Path) -> InvoiceJobSpec:
-    """Load and validate a job spec (a YAML path or a name in ``training/configs/``); errors name the field."""
-    path = Path(name_or_path)
-    if not path.exists():
-        candidate = CONFIG_DIR / f"{name_or_path}.yaml"
-        if not candidate.exists():
-            raise InvalidInput(f"job spec {name_or_path} not found (looked in {CONFIG_DIR})", field="config")
-        path = candidate
-    try:
-        document = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise InvalidInput(f"job spec {path.name}: not valid YAML ({exc})", field="config") from exc
-    try:
-        return InvoiceJobSpec.model_validate(document)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        field = ".".join(str(p) for p in first["loc"]) or "spec"
-        raise InvalidInput(f"job spec {path.name}: field '{field}': {first['msg']}", field=field) from exc
+    """The invoice job spec named (or at the path) given; errors name the field."""
+    return load_job_spec(InvoiceJobSpec, name_or_path)

@@ -39,11 +39,31 @@ def _params(spec, model, data) -> dict[str, object]:
     }
 
 
+def log_pyfunc(spec, *, python_model, signature, example: pd.DataFrame) -> str:
+    """Log the model (signature, input example, exact pip requirements, its own code) and register it."""
+    import mlflow
+
+    info = mlflow.pyfunc.log_model(
+        name="model", python_model=python_model, signature=signature, input_example=example,
+        pip_requirements=pip_requirements(), code_paths=[str(Path(__file__).resolve().parent.parent / "models")],
+        registered_model_name=spec.model_name,
+    )
+    return str(info.registered_model_version)
+
+
+def register_challenger(spec, version: str) -> None:
+    """Point alias ``challenger`` at the new version and tag it with its FeatureService."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient()
+    client.set_registered_model_alias(spec.model_name, tracking.CHALLENGER, version)
+    client.set_model_version_tag(spec.model_name, version, "feature_service", spec.feature_service)
+
+
 def log_and_register(spec, *, model, data, metrics: dict[str, float], tracking_uri: str | None,
                      fit_seconds: float) -> dict:
     """One MLflow run with params, metrics, model (pyfunc, signature, pip requirements) and card."""
     import mlflow
-    from mlflow import MlflowClient
     from mlflow.models import infer_signature
 
     from models.mlflow_wrapper import DelayRiskPyfunc
@@ -65,16 +85,8 @@ def log_and_register(spec, *, model, data, metrics: dict[str, float], tracking_u
         with tempfile.TemporaryDirectory() as tmp:
             Path(tmp, "model_card.md").write_text(card)
             mlflow.log_artifact(str(Path(tmp, "model_card.md")))
-        info = mlflow.pyfunc.log_model(
-            name="model", python_model=DelayRiskPyfunc(model), signature=signature,
-            input_example=sample.head(3), pip_requirements=pip_requirements(),
-            code_paths=[str(Path(__file__).resolve().parent.parent / "models")],
-            registered_model_name=spec.model_name,
-        )
-    client = MlflowClient()
-    version = str(info.registered_model_version)
-    client.set_registered_model_alias(spec.model_name, tracking.CHALLENGER, version)
-    client.set_model_version_tag(spec.model_name, version, "feature_service", spec.feature_service)
+        version = log_pyfunc(spec, python_model=DelayRiskPyfunc(model), signature=signature, example=sample.head(3))
+    register_challenger(spec, version)
     return {**{k: round(v, 6) for k, v in metrics.items()}, "model_name": spec.model_name,
             "model_version": version, "run_id": run.info.run_id, "feature_service": spec.feature_service,
             "tracking_uri": uri}

@@ -49,17 +49,26 @@ class DelayJobSpec(BaseModel):
         return self
 
 
-def load_spec(path: str | Path) -> DelayJobSpec:
-    """Load and validate a job spec; a bad document names the offending field."""
-    path = Path(path)
+def load_job_spec(model: type[BaseModel], name_or_path: str | Path):
+    """Load and validate a job spec (a YAML path or a name in ``training/configs/``); errors name the field."""
+    path = Path(name_or_path)
     if not path.exists():
-        candidate = CONFIG_DIR / f"{path}.yaml"
+        candidate = CONFIG_DIR / f"{name_or_path}.yaml"
         if not candidate.exists():
-            raise InvalidInput(f"job spec {path} not found (looked in {CONFIG_DIR})", field="config")
+            raise InvalidInput(f"job spec {name_or_path} not found (looked in {CONFIG_DIR})", field="config")
         path = candidate
     try:
-        return DelayJobSpec.model_validate(yaml.safe_load(path.read_text()) or {})
+        document = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise InvalidInput(f"job spec {path.name}: not valid YAML ({exc})", field="config") from exc
+    try:
+        return model.model_validate(document)
     except ValidationError as exc:
         first = exc.errors()[0]
         field = ".".join(str(p) for p in first["loc"]) or "spec"
         raise InvalidInput(f"job spec {path.name}: field '{field}': {first['msg']}", field=field) from exc
+
+
+def load_spec(name_or_path: str | Path) -> DelayJobSpec:
+    """The delay job spec named (or at the path) given."""
+    return load_job_spec(DelayJobSpec, name_or_path)
