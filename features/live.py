@@ -39,16 +39,8 @@ def window_stats(*, scheduled: np.ndarray, departed: np.ndarray, at: np.ndarray)
     """
     order = np.argsort(scheduled, kind="stable")
     sched, dep = scheduled[order], departed[order]
-    happened = dep != np.iinfo(np.int64).max
-    by_dep = np.argsort(dep[happened], kind="stable")
-    dep_sorted = dep[happened][by_dep]
-    delay_sorted = ((dep[happened] - sched[happened]) / _NS_PER_MIN)[by_dep]
-    csum = np.concatenate([[0.0], np.cumsum(delay_sorted)])
-    hi = np.searchsorted(dep_sorted, at, side="right")
-    lo = np.searchsorted(dep_sorted, at - DEPARTED_WINDOW.value, side="right")
-    count = (hi - lo).astype(float)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean_delay = np.where(count > 0, (csum[hi] - csum[lo]) / count, np.nan)
+    events = _recent_events(planned=sched, happened=dep, at=at, window=DEPARTED_WINDOW)
+    dep_sorted, delay_sorted, lo, hi, count, mean_delay = events
     s_hi = np.searchsorted(sched, at, side="right")
     s_lo = np.searchsorted(sched, at - SCHEDULED_WINDOW.value, side="right")
     width = int((s_hi - s_lo).max(initial=0))
@@ -101,21 +93,27 @@ def live_congestion(history: pd.DataFrame, *, group: pd.Series, queries: pd.Data
     return out.sort_values(["event_timestamp", key_name]).reset_index(drop=True)
 
 
+def _recent_events(*, planned: np.ndarray, happened: np.ndarray, at: np.ndarray, window: pd.Timedelta):
+    """Events (departures or arrivals) in (at - window, at]: sorted times and delays, bounds, count, mean delay."""
+    done = happened != np.iinfo(np.int64).max
+    order = np.argsort(happened[done], kind="stable")
+    times = happened[done][order]
+    delays = ((happened[done] - planned[done]) / _NS_PER_MIN)[order]
+    csum = np.concatenate([[0.0], np.cumsum(delays)])
+    hi = np.searchsorted(times, at, side="right")
+    lo = np.searchsorted(times, at - window.value, side="right")
+    count = (hi - lo).astype(float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(count > 0, (csum[hi] - csum[lo]) / count, np.nan)
+    return times, delays, lo, hi, count, mean
+
+
 def arrival_stats(*, scheduled: np.ndarray, arrived: np.ndarray, at: np.ndarray) -> dict[str, np.ndarray]:
     """Arrivals in (at - 180 min, at] and their mean arrival delay (ns UTC; never arrived = int64 max).
 
     A destination's recent arrival delays reveal ground-delay programmes and weather there.
     """
-    happened = arrived != np.iinfo(np.int64).max
-    order = np.argsort(arrived[happened], kind="stable")
-    arr_sorted = arrived[happened][order]
-    delays = ((arrived[happened] - scheduled[happened]) / _NS_PER_MIN)[order]
-    csum = np.concatenate([[0.0], np.cumsum(delays)])
-    hi = np.searchsorted(arr_sorted, at, side="right")
-    lo = np.searchsorted(arr_sorted, at - ARRIVED_WINDOW.value, side="right")
-    count = (hi - lo).astype(float)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean = np.where(count > 0, (csum[hi] - csum[lo]) / count, np.nan)
+    _, _, _, _, count, mean = _recent_events(planned=scheduled, happened=arrived, at=at, window=ARRIVED_WINDOW)
     return {"arrivals_180m": count, "mean_arr_delay_180m": mean}
 
 
