@@ -65,14 +65,22 @@ class DelayRiskModel:
         missing = [c for c in self.features_ if c not in frame.columns]
         if missing:
             raise KeyError(f"missing feature column(s): {missing}")
-        cols = []
-        for name in self.features_:
+        out = np.empty((len(frame), len(self.features_)), dtype=float)
+        for j, name in enumerate(self.features_):
+            column = frame[name]
             if name in self.vocab_:
-                codes = pd.Categorical(frame[name].astype("string"), categories=self.vocab_[name]).codes
-                cols.append(np.where(codes < 0, np.nan, codes).astype(float))
+                codes = self._codes(name)
+                out[:, j] = [codes.get(str(v), np.nan) if v is not None else np.nan for v in column.to_numpy()]
             else:
-                cols.append(pd.to_numeric(frame[name], errors="coerce").to_numpy(dtype=float))
-        return np.column_stack(cols)
+                out[:, j] = pd.to_numeric(column, errors="coerce").to_numpy(dtype=float)
+        return out
+
+    def _codes(self, name: str) -> dict[str, float]:
+        """Category -> integer code (as float), the vocabulary's order; built once per column."""
+        cache = self.__dict__.setdefault("_code_cache", {})
+        if name not in cache:
+            cache[name] = {value: float(i) for i, value in enumerate(self.vocab_[name])}
+        return cache[name]
 
     def _train(self, x: np.ndarray, y: np.ndarray) -> lgb.Booster:
         cats = [i for i, n in enumerate(self.features_) if n in self.vocab_]

@@ -72,26 +72,43 @@ class DelayScorer:
         return online[LOOKED_UP].astype(float)
 
     def score(self, shipments: pd.DataFrame, *, explain: bool = True, reroute: bool = True) -> DelayScores:
-        looked_up = self._lookup(shipments)
-        frame = model_frame(shipments, looked_up)
-        p = self.model.model.predict_proba(frame)
-        reasons = ([[r.__dict__ for r in row] for row in self.model.model.explain(frame, top=5)]
-                   if explain else [[] for _ in range(len(frame))])
-        missing = looked_up[list(TRAILING)].isna().any(axis=1).tolist()
-        scores = DelayScores(p, reasons, frame, missing)
+        """Score the shipments and, in the same pass, every alternative carrier on their lanes."""
+        shipments = shipments.reset_index(drop=True)
+        variants, owners = self._variants(shipments) if reroute else (shipments.iloc[0:0], [])
+        combined = pd.concat([shipments, variants], ignore_index=True) if len(variants) else shipments
+        looked_up = self._lookup(combined)
+        frame = model_frame(combined, looked_up)
+        p_all = self.model.model.predict_proba(frame)
+        n = len(shipments)
+        p, own = p_all[:n], frame.iloc[:n]
+        reasons = ([[r.__dict__ for r in row] for row in self.model.model.explain(own, top=5)]
+                   if explain else [[] for _ in range(n)])
+        missing = looked_up[list(TRAILING)].iloc[:n].isna().any(axis=1).tolist()
+        scores = DelayScores(p, reasons, own, missing)
         if reroute:
-            scores.alternatives = [self._alternatives(shipments.iloc[[i]], float(p[i]))
-                                   for i in range(len(shipments))]
+            scores.alternatives = self._ranked(variants, p_all[n:], owners, p)
         return scores
 
-    def _alternatives(self, shipment: pd.DataFrame, current: float) -> list[dict]:
-        """Other carriers on the same lane, scored for this very shipment, least risky first."""
-        lane = lane_key(shipment["origin"], shipment["destination"]).iloc[0]
-        carriers = [c for c in self.lane_carriers.get(lane, []) if c != shipment["carrier"].iloc[0]]
-        if not carriers:
-            return []
-        variants = pd.concat([shipment.assign(carrier=c) for c in carriers], ignore_index=True)
+    def _variants(self, shipments: pd.DataFrame) -> tuple[pd.DataFrame, list[int]]:
+        """The same shipments with each other carrier that serves their lane."""
+        rows, owners = [], []
+        lanes = lane_key(shipments["origin"], shipments["destination"])
+        for i, lane in enumerate(lanes):
+            for carrier in self.lane_carriers.get(lane, []):
+                if carrier != shipments.at[i, "carrier"]:
+                    rows.append(shipments.iloc[[i]].assign(carrier=carrier))
+                    owners.append(i)
+        if not rows:
+            return shipments.iloc[0:0], []
+        variants = pd.concat(rows, ignore_index=True)
         variants["carrier_origin"] = carrier_origin_key(variants["carrier"], variants["origin"])
-        p = self.model.model.predict_proba(model_frame(variants, self._lookup(variants)))
-        ranked = sorted(zip(carriers, p, strict=True), key=lambda cp: cp[1])
-        return [{"carrier": c, "p_late": round(float(v), 4), "gain": round(current - float(v), 4)} for c, v in ranked]
+        return variants, owners
+
+    @staticmethod
+    def _ranked(variants: pd.DataFrame, p_alt, owners: list[int], p) -> list[list[dict]]:
+        """Alternatives per shipment, scored for that very shipment, least risky first."""
+        out: list[list[dict]] = [[] for _ in range(len(p))]
+        for carrier, value, owner in zip(variants["carrier"] if len(variants) else [], p_alt, owners, strict=False):
+            out[owner].append({"carrier": carrier, "p_late": round(float(value), 4),
+                               "gain": round(float(p[owner]) - float(value), 4)})
+        return [sorted(alts, key=lambda a: a["p_late"]) for alts in out]

@@ -99,3 +99,16 @@ def test_expanding_blocks_are_time_ordered_and_cover_every_row():
     times = np.array([5, 1, 4, 2, 3, 0])
     blocks = expanding_blocks(times, 3)
     assert [sorted(times[b].tolist()) for b in blocks] == [[0, 1], [2, 3], [4, 5]]
+
+
+def test_encoding_matches_pandas_categorical_codes(fitted, synthetic):
+    frame, _, _ = synthetic
+    rows = frame.iloc[:50].assign(carrier=["ZZ"] + list(frame["carrier"].iloc[1:50]))
+    matrix = fitted._matrix(rows)
+    for j, name in enumerate(fitted.features_):
+        if name in fitted.vocab_:
+            codes = pd.Categorical(rows[name].astype("string"), categories=fitted.vocab_[name]).codes
+            expected = np.where(codes < 0, np.nan, codes).astype(float)
+        else:
+            expected = rows[name].to_numpy(dtype=float)
+        np.testing.assert_array_equal(matrix[:, j], expected)
