@@ -39,6 +39,13 @@ def _pg_schema_url(name: str) -> str:
     return f"{base}?options=-csearch_path%3D{name}"
 
 
+def _drop_schema(name: str) -> None:
+    from sqlalchemy import text
+
+    with make_engine("postgresql+psycopg://postgres@127.0.0.1:5432/test").begin() as conn:
+        conn.execute(text(f"DROP SCHEMA IF EXISTS {name} CASCADE"))
+
+
 def _start(root: Path, env: dict, name: str) -> tuple[subprocess.Popen, str]:
     port = _free_port()
     proc = subprocess.Popen([sys.executable, "-m", "bentoml", "serve", "serving.service:Tollgate", "--host",
@@ -83,6 +90,8 @@ def servers(tmp_path_factory):
     for proc, _ in pair:
         proc.terminate()
         proc.wait(timeout=30)
+    engine.dispose()
+    _drop_schema(f"e2e_{os.getpid()}")
 
 
 @pytest.fixture(scope="module")
