@@ -146,5 +146,7 @@ def make_engine(url: str) -> Engine:
 
 
 def create_schema(engine: Engine) -> None:
-    """Create missing tables (idempotent; concurrent starts are tolerated)."""
-    metadata.create_all(engine, checkfirst=True)
+    """Migrate the database to the newest schema revision (Alembic; see ``serving.migrate``)."""
+    from serving.migrate import upgrade
+
+    upgrade(engine)

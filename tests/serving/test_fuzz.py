@@ -22,7 +22,8 @@ def test_no_server_errors_from_generated_requests(tmp_path, march_sample):
     seen = set()
 
     @given(case=schema.as_strategy())
-    @settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+    @settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True,
+              database=None)
     def check(case):
         response = case.call(headers={"Authorization": f"Bearer {key}"})
         seen.add((case.method, case.path, response.status_code // 100))
@@ -30,4 +31,4 @@ def test_no_server_errors_from_generated_requests(tmp_path, march_sample):
 
     check()
     assert {path for _, path, _ in seen} >= {"/shipments/decide", "/events"}
-    assert any(code == 2 for _, _, code in seen)  # some generated requests were valid and decided
+    assert any(code == 2 for _, _, code in seen), sorted(seen)  # some requests were valid and decided
