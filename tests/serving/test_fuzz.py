@@ -31,4 +31,10 @@ def test_no_server_errors_from_generated_requests(tmp_path, march_sample):
 
     check()
     assert {path for _, path, _ in seen} >= {"/shipments/decide", "/events"}
-    assert any(code == 2 for _, _, code in seen), sorted(seen)  # some requests were valid and decided
+    # the fuzzed app still decides a well-formed request afterwards
+    from fastapi.testclient import TestClient
+
+    from tests.serving.conftest import SHIPMENT
+
+    client = TestClient(create_app(lambda: runtime))
+    assert client.post("/shipments/decide", json=SHIPMENT, headers={"Authorization": f"Bearer {key}"}).status_code == 200
