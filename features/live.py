@@ -21,10 +21,15 @@ DEST_COLUMNS = ("arrivals_180m", "mean_arr_delay_180m")
 _NS_PER_MIN = 60 * 1_000_000_000
 
 
-def _ns(ts: pd.Series | pd.DatetimeIndex) -> np.ndarray:
+NEVER = np.iinfo(np.int64).max
+"""The int64 nanosecond stamp of something that never happened (never departed, never arrived)."""
+
+
+def to_ns(ts: pd.Series | pd.DatetimeIndex) -> np.ndarray:
+    """UTC nanoseconds as int64, missing times as :data:`NEVER` (the input of the window functions)."""
     values = pd.to_datetime(ts, utc=True)
     ns = np.asarray(values.astype("int64"), dtype=np.int64).copy()
-    ns[np.asarray(pd.isna(values))] = np.iinfo(np.int64).max  # never departed
+    ns[np.asarray(pd.isna(values))] = NEVER
     return ns
 
 
@@ -76,14 +81,14 @@ def live_congestion(history: pd.DataFrame, *, group: pd.Series, queries: pd.Data
 
     Only ``scheduled_departure`` and ``actual_departure`` at or before each query time can move a value.
     """
-    scheduled = _ns(history["scheduled_departure"])
-    departed = _ns(history["actual_departure"])
+    scheduled = to_ns(history["scheduled_departure"])
+    departed = to_ns(history["actual_departure"])
     groups = pd.Series(np.arange(len(history))).groupby(group.to_numpy()).indices
     queries = queries.drop_duplicates(["key", "at"])
     parts = []
     for key, at_frame in queries.groupby("key", sort=False):
         rows = groups.get(key, np.array([], dtype=int))
-        at = _ns(at_frame["at"])
+        at = to_ns(at_frame["at"])
         stats = window_stats(scheduled=scheduled[rows], departed=departed[rows], at=at)
         part = pd.DataFrame({key_name: key, "event_timestamp": at_frame["at"].to_numpy()})
         for name in LIVE_COLUMNS:
@@ -95,7 +100,7 @@ def live_congestion(history: pd.DataFrame, *, group: pd.Series, queries: pd.Data
 
 def _recent_events(*, planned: np.ndarray, happened: np.ndarray, at: np.ndarray, window: pd.Timedelta):
     """Events (departures or arrivals) in (at - window, at]: sorted times and delays, bounds, count, mean delay."""
-    done = happened != np.iinfo(np.int64).max
+    done = happened != NEVER
     order = np.argsort(happened[done], kind="stable")
     times = happened[done][order]
     delays = ((happened[done] - planned[done]) / _NS_PER_MIN)[order]
@@ -119,13 +124,13 @@ def arrival_stats(*, scheduled: np.ndarray, arrived: np.ndarray, at: np.ndarray)
 
 def destination_live(history: pd.DataFrame, *, queries: pd.DataFrame) -> pd.DataFrame:
     """Snapshot of recent arrivals per (destination, time) in ``queries`` (columns ``key``, ``at``)."""
-    scheduled = _ns(history["scheduled_arrival"])
-    arrived = _ns(history["actual_arrival"])
+    scheduled = to_ns(history["scheduled_arrival"])
+    arrived = to_ns(history["actual_arrival"])
     groups = pd.Series(np.arange(len(history))).groupby(history["destination"].to_numpy()).indices
     parts = []
     for key, at_frame in queries.drop_duplicates(["key", "at"]).groupby("key", sort=False):
         rows = groups.get(key, np.array([], dtype=int))
-        stats = arrival_stats(scheduled=scheduled[rows], arrived=arrived[rows], at=_ns(at_frame["at"]))
+        stats = arrival_stats(scheduled=scheduled[rows], arrived=arrived[rows], at=to_ns(at_frame["at"]))
         part = pd.DataFrame({"destination": key, "event_timestamp": at_frame["at"].to_numpy()})
         for name in DEST_COLUMNS:
             part[f"dest_live_{name}"] = stats[name]

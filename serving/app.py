@@ -9,9 +9,12 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import OperationalError
 
-from features.errors import InvalidInput, TollgateError
+from features.errors import FeaturesUnavailable, InvalidInput, TollgateError
+from serving import live_updates
 from serving.auth import Caller, Role
 from serving.decisions import Conflict
+from serving.invoice_decisions import decide_invoices
+from serving.metrics import observe
 from serving.runtime import Runtime, build_runtime
 from serving.schemas import (
     EventAccepted,
@@ -86,8 +89,6 @@ def create_app(runtime_factory: Callable[[], Runtime] = build_runtime) -> FastAP
     def decide_invoice(body: InvoiceIn, caller: Caller = Depends(role(Role.ORCHESTRATOR)),
                        idempotency_key: str | None = Header(default=None, max_length=128)) -> dict:
         """Decide one carrier invoice: approve, hold, dispute or review."""
-        from serving.invoice_decisions import decide_invoices
-
         rt = runtime()
         return _observed(decide_invoices(rt.decisions, rt.invoice_scorer, [body], header_key=idempotency_key,
                                          caller=caller.key_id))[0]
@@ -96,8 +97,6 @@ def create_app(runtime_factory: Callable[[], Runtime] = build_runtime) -> FastAP
     def decide_invoice_batch(body: InvoiceBatchIn, caller: Caller = Depends(role(Role.ORCHESTRATOR)),
                              idempotency_key: str | None = Header(default=None, max_length=128)) -> dict:
         """Decide up to 1,000 invoices in one request, in order."""
-        from serving.invoice_decisions import decide_invoices
-
         rt = runtime()
         return {"decisions": _observed(decide_invoices(rt.decisions, rt.invoice_scorer, body.invoices,
                                                        header_key=idempotency_key, caller=caller.key_id))}
@@ -105,9 +104,6 @@ def create_app(runtime_factory: Callable[[], Runtime] = build_runtime) -> FastAP
     @app.post("/events", response_model=EventAccepted)
     def post_event(body: EventIn, _: Caller = Depends(role(Role.ORCHESTRATOR))) -> dict:
         """A shipment milestone; departures and arrivals update the live features online."""
-        from features.errors import FeaturesUnavailable
-        from serving import live_updates
-
         rt = runtime()
         new = live_updates.record_event(rt.engine, body)
         movement = live_updates.movement_of(rt.engine, body.shipment_id)
@@ -135,8 +131,6 @@ def create_app(runtime_factory: Callable[[], Runtime] = build_runtime) -> FastAP
 
 
 def _observed(decisions: list[dict]) -> list[dict]:
-    from serving.metrics import observe
-
     for decision in decisions:
         observe(decision)
     return decisions

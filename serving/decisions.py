@@ -51,6 +51,22 @@ def _shipment_frame(requests: list[ShipmentIn]) -> pd.DataFrame:
     return frame
 
 
+def decision_fields(decision, *, kind: str, subject_id: str, reasons: list, scorer, degraded_reason: str | None,
+                    features_missing: bool) -> dict:
+    """What every decision response carries, whatever its kind (see ``serving.schemas.DecisionOut``)."""
+    model = scorer.model if scorer else None
+    return {
+        "decision_id": str(uuid.uuid4()), "kind": kind, "subject_id": subject_id, "outcome": decision.outcome,
+        "actions": decision.actions, "reasons": reasons, "rules_fired": decision.rules_fired,
+        "trace": [t.__dict__ for t in decision.trace], "model_name": model.name if model else None,
+        "model_version": model.version if model else None, "policy_id": decision.policy_id,
+        "policy_version": decision.policy_version, "feature_service": model.feature_service if model else None,
+        "degraded": decision.degraded,
+        "degraded_reason": degraded_reason or ("rule_error" if decision.degraded else None),
+        "features_missing": features_missing, "created_at": datetime.now(UTC),
+    }
+
+
 class DecisionService:
     """Decisions for shipments (and, through the same recording path, invoices)."""
 
@@ -117,16 +133,9 @@ class DecisionService:
 
     def _response(self, decision, request: ShipmentIn, *, p, reasons, features, scorer, features_missing,
                   degraded_reason=None) -> dict:
-        model = scorer.model if scorer else None
         body = ShipmentDecision(
-            decision_id=str(uuid.uuid4()), kind="shipment", subject_id=request.shipment_id,
-            outcome=decision.outcome, actions=decision.actions, reasons=reasons,
-            rules_fired=decision.rules_fired, trace=[t.__dict__ for t in decision.trace],
-            model_name=model.name if model else None, model_version=model.version if model else None,
-            policy_id=decision.policy_id, policy_version=decision.policy_version,
-            feature_service=model.feature_service if model else None, degraded=decision.degraded,
-            degraded_reason=degraded_reason or ("rule_error" if decision.degraded else None),
-            features_missing=features_missing, created_at=datetime.now(UTC),
+            **decision_fields(decision, kind="shipment", subject_id=request.shipment_id, reasons=reasons,
+                              scorer=scorer, degraded_reason=degraded_reason, features_missing=features_missing),
             scores={"p_late": p, "risk_band": risk_band(p) if p is not None else None},
         ).model_dump(mode="json")
         body["_features"] = {k: (None if pd.isna(v) else v) for k, v in features.items()}

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 
 from features.errors import FeaturesUnavailable, ModelUnavailable
 from rules_engine.engine import decide, degraded_decision
-from serving.decisions import DecisionService, idempotency_key, request_hash
+from serving.decisions import DecisionService, decision_fields, idempotency_key, request_hash
 from serving.invoice_scoring import InvoiceScorer, InvoiceScores
 from serving.schemas import InvoiceDecision, InvoiceIn
 
@@ -32,16 +31,10 @@ def _facts(invoice: dict, scored: InvoiceScores | None) -> dict:
 
 def _response(decision, invoice: dict, scored: InvoiceScores | None, scorer, reason: str | None) -> dict:
     scores = (scored.scores or {}) if scored else {}
-    model = scorer.model if scorer else None
     body = InvoiceDecision(
-        decision_id=str(uuid.uuid4()), kind="invoice", subject_id=invoice["invoice_id"],
-        outcome=decision.outcome, actions=decision.actions, reasons=scored.reasons if scored else [],
-        rules_fired=decision.rules_fired, trace=[t.__dict__ for t in decision.trace],
-        model_name=model.name if model else None, model_version=model.version if model else None,
-        policy_id=decision.policy_id, policy_version=decision.policy_version,
-        feature_service=model.feature_service if model else None, degraded=decision.degraded,
-        degraded_reason=reason or ("rule_error" if decision.degraded else None),
-        features_missing=not (scored and scored.shipment_known), created_at=datetime.now(UTC),
+        **decision_fields(decision, kind="invoice", subject_id=invoice["invoice_id"],
+                          reasons=scored.reasons if scored else [], scorer=scorer, degraded_reason=reason,
+                          features_missing=not (scored and scored.shipment_known)),
         scores={"probabilities": {k[2:]: v for k, v in scores.items() if k.startswith("p_") and k != "p_predicted"}
                 or None, "predicted_class": scores.get("predicted_class"), "p_clean": scores.get("p_clean"),
                 "amount_at_risk": scores.get("amount_at_risk")},

@@ -9,7 +9,7 @@ invoice through :func:`features.rerating.audit_features`, which only ever looks 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pandas as pd
 from sqlalchemy import insert, select
@@ -33,6 +33,12 @@ class InvoiceScores:
     features: dict
     shipment_known: bool
     contract_known: bool
+
+
+def _utc(value) -> datetime:
+    """A stored instant: timezone-aware values converted to UTC, naive ones (calendar days) read as UTC."""
+    stamp = pd.Timestamp(value)
+    return (stamp.tz_convert("UTC") if stamp.tzinfo else stamp.tz_localize("UTC")).to_pydatetime()
 
 
 def _frames(rows: list[dict]) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -68,8 +74,7 @@ class InvoiceScorer:
         return facts, contracts, fuel
 
     def earlier(self, invoice: dict) -> list[dict]:
-        day = pd.Timestamp(invoice["invoice_date"])
-        day = (day.tz_convert("UTC") if day.tzinfo else day.tz_localize("UTC")).to_pydatetime()
+        day = _utc(invoice["invoice_date"])
         query = select(invoices_seen).where(invoices_seen.c.carrier == invoice["carrier"],
                                             invoices_seen.c.invoice_date >= day - LOOKBACK,
                                             invoices_seen.c.invoice_date <= day,
@@ -97,8 +102,7 @@ class InvoiceScorer:
     def remember(self, invoice: dict) -> None:
         """Keep the invoice for later duplicate checks (once)."""
         row = {k: invoice[k] for k in ("invoice_id", "carrier", "shipment_id", "total", "billed_weight_kg", "lines")}
-        row |= {k: pd.Timestamp(invoice[k]).tz_convert("UTC").to_pydatetime() if pd.Timestamp(invoice[k]).tzinfo
-                else pd.Timestamp(invoice[k], tz="UTC").to_pydatetime() for k in ("invoice_date", "received_at")}
+        row |= {k: _utc(invoice[k]) for k in ("invoice_date", "received_at")}
         try:
             with self.engine.begin() as conn:
                 conn.execute(insert(invoices_seen).values(**row))

@@ -17,20 +17,18 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
 from features.errors import InvalidInput
-from features.live import ARRIVED_WINDOW, DEST_COLUMNS, LIVE_COLUMNS, SCHEDULED_WINDOW, arrival_stats, window_stats
+from features.live import (
+    ARRIVED_WINDOW,
+    DEST_COLUMNS,
+    LIVE_COLUMNS,
+    SCHEDULED_WINDOW,
+    arrival_stats,
+    to_ns,
+    window_stats,
+)
 from features.transforms import carrier_origin_key
 from serving.db import events, movements
 from serving.schemas import EventIn, EventType
-
-NEVER = np.iinfo(np.int64).max
-
-
-def _ns(values: pd.Series) -> np.ndarray:
-    stamps = pd.to_datetime(values, utc=True)
-    out = np.asarray(stamps.astype("int64"), dtype=np.int64).copy()
-    out[np.asarray(stamps.isna())] = NEVER
-    return out
-
 
 def record_schedule(engine: Engine, shipment: dict) -> None:
     """Remember a decided shipment's schedule (it counts as 'not yet departed' until it departs)."""
@@ -91,12 +89,12 @@ def snapshots(engine: Engine, *, origin: str, carrier: str, destination: str, at
             ("origin_live", by_origin, "origin", origin),
             ("carrier_live", by_origin[by_origin["carrier"] == carrier], "carrier_origin",
              carrier_origin_key(pd.Series([carrier]), pd.Series([origin])).iloc[0])):
-        stats = window_stats(scheduled=_ns(rows["scheduled_departure"]), departed=_ns(rows["actual_departure"]),
+        stats = window_stats(scheduled=to_ns(rows["scheduled_departure"]), departed=to_ns(rows["actual_departure"]),
                              at=at_ns)
         frames[view] = pd.DataFrame({key_name: [key], "event_timestamp": [stamp],
                                      **{f"{view}_{c}": [float(stats[c][0])] for c in LIVE_COLUMNS}})
     by_dest = _window(engine, movements.c.destination, destination, at, ARRIVED_WINDOW + timedelta(hours=12))
-    stats = arrival_stats(scheduled=_ns(by_dest["scheduled_arrival"]), arrived=_ns(by_dest["actual_arrival"]), at=at_ns)
+    stats = arrival_stats(scheduled=to_ns(by_dest["scheduled_arrival"]), arrived=to_ns(by_dest["actual_arrival"]), at=at_ns)
     frames["dest_live"] = pd.DataFrame({"destination": [destination], "event_timestamp": [stamp],
                                         **{f"dest_live_{c}": [float(stats[c][0])] for c in DEST_COLUMNS}})
     return frames
