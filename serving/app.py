@@ -11,7 +11,7 @@ from sqlalchemy.exc import OperationalError
 
 from features.errors import FeaturesUnavailable, InvalidInput, TollgateError
 from serving import live_updates
-from serving.auth import Caller, Role
+from serving.auth import Caller, Forbidden, Role
 from serving.decisions import Conflict
 from serving.invoice_decisions import decide_invoices
 from serving.metrics import observe
@@ -31,10 +31,6 @@ from serving.schemas import (
 )
 
 MAX_BODY_BYTES = 2 * 1024 * 1024
-
-
-class Forbidden(TollgateError):
-    pass
 
 
 class Unauthorized(TollgateError):

@@ -16,7 +16,12 @@ from enum import StrEnum
 from sqlalchemy import insert, select
 from sqlalchemy.engine import Engine
 
+from features.errors import TollgateError
 from serving.db import api_keys
+
+
+class Forbidden(TollgateError):
+    """Authenticated, but this caller may not do this (wrong role, or a four-eyes violation)."""
 
 
 class Role(StrEnum):

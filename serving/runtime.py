@@ -16,6 +16,7 @@ from serving.auth import Caller, authenticate
 from serving.db import create_schema, make_engine
 from serving.decisions import DecisionService
 from serving.policy_store import PolicySource
+from serving.reviews import ReviewService
 from serving.scoring import DelayScorer, load_champion
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -45,6 +46,14 @@ class Runtime:
     _invoice_failed_at: float = 0.0
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _keys: dict[str, tuple[float, Caller | None]] = field(default_factory=dict)
+    _reviews: ReviewService | None = None
+
+    @property
+    def reviews(self) -> ReviewService:
+        """The review workflow over the same database and policies (built on first use)."""
+        if self._reviews is None:
+            self._reviews = ReviewService(self.engine, policies=self.decisions.policies)
+        return self._reviews
 
     def caller(self, authorization: str | None) -> Caller | None:
         """Authenticate with a 30-second cache (revocation takes effect within that time)."""
