@@ -1,6 +1,6 @@
 # Tollgate: two commands on a fresh machine with python3 and make.
 #   make serve   install, build features, train and promote a model if none is champion, serve
-#   make test    install and run the whole test suite
+#   make test    install (and Debian's chromium for the browser test) and run the whole test suite
 SHELL := /bin/bash
 PYTHON ?= python3
 UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
@@ -27,6 +27,7 @@ serve: bootstrap
 	$(UV) run --frozen bentoml serve serving.service:Tollgate --host 127.0.0.1 --port 3000
 
 test: install
+	bash .ci/ensure-chromium
 	$(UV) run --frozen pytest
 
 test-fast: install

@@ -1,5 +1,5 @@
-"""The BentoML service: one service, the decision API mounted under /v1, BentoML's /healthz, /readyz,
-/metrics and /docs (which includes the mounted API's OpenAPI).
+"""The BentoML service: one service, the decision API mounted under /v1, the reviewers' web page under
+/queue, BentoML's /healthz, /readyz, /metrics and /docs (which includes the mounted API's OpenAPI).
 
 Started by ``bentoml serve serving.service:Tollgate`` (``make serve``). Nothing is loaded at import:
 the database and models are opened on the first request or readiness probe.
@@ -11,11 +11,14 @@ import bentoml
 
 from serving.app import create_app
 from serving.otel import freeze_startup_objects, release_request_spans
+from serving.web import create_web_app
 
 api = create_app()
+queue = create_web_app(api.state.runtime)  # the same runtime (database, review service) as the API
 SPANS_RELEASED = release_request_spans()
 
 
+@bentoml.asgi_app(queue, path="/queue")
 @bentoml.asgi_app(api, path="/v1")
 @bentoml.service(name="tollgate", workers=2, traffic={"timeout": 30}, metrics={"enabled": True})
 class Tollgate:
