@@ -15,6 +15,8 @@ from serving.auth import Caller, Forbidden, Role
 from serving.decisions import Conflict
 from serving.invoice_decisions import decide_invoices
 from serving.metrics import observe
+from serving.review_api import review_router
+from serving.reviews import NotFound
 from serving.runtime import Runtime, build_runtime
 from serving.schemas import (
     EventAccepted,
@@ -58,6 +60,7 @@ def create_app(runtime_factory: Callable[[], Runtime] = build_runtime) -> FastAP
         return check
 
     _install_errors(app)
+    app.include_router(review_router(runtime, role), prefix="/reviews", tags=["reviews"])
 
     @app.middleware("http")
     async def limit_body(request: Request, call_next):
@@ -120,7 +123,9 @@ def create_app(runtime_factory: Callable[[], Runtime] = build_runtime) -> FastAP
         found = runtime().decisions.get(decision_id)
         if found is None:
             return JSONResponse({"error": "NotFound", "detail": f"no decision {decision_id}"}, 404)
-        return found
+        case_id = runtime().reviews.case_of_decision(decision_id)
+        link = {"Link": f'</v1/reviews/{case_id}>; rel="review-case"'} if case_id else None
+        return JSONResponse(found, headers=link)
 
     app.state.runtime = runtime
     return app
@@ -133,7 +138,7 @@ def _observed(decisions: list[dict]) -> list[dict]:
 
 
 def _install_errors(app: FastAPI) -> None:
-    status = {Unauthorized: 401, Forbidden: 403, Conflict: 409, InvalidInput: 422}
+    status = {Unauthorized: 401, Forbidden: 403, NotFound: 404, Conflict: 409, InvalidInput: 422}
 
     @app.exception_handler(TollgateError)
     async def tollgate_error(_: Request, exc: TollgateError) -> JSONResponse:

@@ -1,4 +1,4 @@
-"""Persistence: decision log (append-only), idempotency, review cases, API keys, policy versions.
+"""Persistence: decision log (append-only), idempotency, review cases and their history, API keys, policies.
 
 SQLAlchemy Core over a SQLite file (WAL) by default, PostgreSQL via ``TOLLGATE_DATABASE_URL``. All state
 lives here, so several service processes can share one database; uniqueness constraints (not process
@@ -15,12 +15,15 @@ from sqlalchemy import (
     Float,
     ForeignKey,
     Index,
+    Integer,
     MetaData,
     String,
     Table,
     Text,
     create_engine,
     event,
+    false,
+    text,
 )
 from sqlalchemy.engine import Engine
 
@@ -70,11 +73,67 @@ review_cases = Table(
     Column("priority_label", String(16), nullable=False),
     Column("reason", String(64)),
     Column("amount_at_risk", Float),
-    Column("status", String(16), nullable=False),
+    Column("status", String(24), nullable=False),  # open | awaiting_approval | resolved
     Column("sla_due_at", DateTime(timezone=True), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    # Denormalized from the decision (revision 0002) so the queue filters and sorts without JSON.
+    Column("carrier", String(8)),
+    Column("lane", String(24)),
+    Column("predicted_class", String(32)),
+    Column("confidence", Float),
+    Column("subject_amount", Float),
+    Column("needs_second_approval", Boolean, nullable=False, server_default=false()),
+    # Current state, changed only by compare-and-set on ``version`` (= the seq of the last event).
+    Column("claimed_by", String(16)),
+    Column("claimed_by_name", String(64)),
+    Column("lease_expires_at", DateTime(timezone=True)),
+    Column("resolved_at", DateTime(timezone=True)),
+    Column("approved_by", String(64)),
+    Column("version", Integer, nullable=False, server_default=text("1")),
 )
-Index("ix_cases_queue", review_cases.c.queue, review_cases.c.status, review_cases.c.priority)
+Index("ix_cases_queue", review_cases.c.queue, review_cases.c.status, review_cases.c.priority.desc(),
+      review_cases.c.sla_due_at)
+Index("ix_cases_status_priority", review_cases.c.status, review_cases.c.priority.desc(), review_cases.c.sla_due_at)
+Index("ix_cases_status_carrier", review_cases.c.status, review_cases.c.carrier, review_cases.c.priority.desc())
+Index("ix_cases_status_lane", review_cases.c.status, review_cases.c.lane, review_cases.c.priority.desc())
+Index("ix_cases_status_class", review_cases.c.status, review_cases.c.predicted_class, review_cases.c.priority.desc())
+Index("ix_cases_status_sla", review_cases.c.status, review_cases.c.sla_due_at)
+Index("ix_cases_resolved", review_cases.c.resolved_at)
+
+case_events = Table(
+    "case_events", metadata,  # append-only: a case's history, one row per state change
+    Column("case_id", String(36), ForeignKey("review_cases.case_id"), primary_key=True),
+    Column("seq", Integer, primary_key=True, autoincrement=False),
+    Column("actor", String(64), nullable=False),
+    Column("actor_key", String(16)),
+    Column("role", String(16), nullable=False),
+    Column("action", String(32), nullable=False),
+    Column("from_status", String(24)),
+    Column("to_status", String(24), nullable=False),
+    Column("payload", JSON, nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+)
+
+case_resolutions = Table(
+    "case_resolutions", metadata,  # append-only: the verdict that resolved a case (one per case)
+    Column("resolution_id", String(36), primary_key=True),
+    Column("case_id", String(36), ForeignKey("review_cases.case_id"), nullable=False, unique=True),
+    Column("decision_id", String(36), nullable=False),
+    Column("verdict", String(24), nullable=False),
+    Column("amount", Float),
+    Column("reason_code", String(32)),
+    Column("discrepancy", String(32)),
+    Column("note", Text),
+    Column("label_class", String(32)),
+    Column("overbilled_amount", Float),
+    Column("resolved_by", String(16), nullable=False),
+    Column("resolved_by_name", String(64), nullable=False),
+    Column("resolved_at", DateTime(timezone=True), nullable=False),
+    Column("request_hash", String(64), nullable=False),
+    Column("idempotency_key", String(128)),
+    Column("needs_second_approval", Boolean, nullable=False),
+)
+Index("ix_resolutions_decision", case_resolutions.c.decision_id)
 
 movements = Table(
     "movements", metadata,

@@ -20,13 +20,12 @@ from sqlalchemy.exc import IntegrityError
 
 from features.errors import FeaturesUnavailable, ModelUnavailable, TollgateError
 from rules_engine.engine import decide, degraded_decision
-from serving.db import decisions, review_cases
+from serving.case_facts import case_facts, created_event
+from serving.db import case_events, decisions, review_cases
 from serving.live_updates import record_schedule
 from serving.policy_store import PolicySource
 from serving.schemas import ShipmentDecision, ShipmentIn
 from serving.scoring import DelayScorer, risk_band
-
-PRIORITY = {"high": 3.0, "normal": 2.0, "low": 1.0}
 
 
 class Conflict(TollgateError):
@@ -143,7 +142,7 @@ class DecisionService:
 
     # -- recording --------------------------------------------------------------------------
     def _record(self, *, kind: str, subject_id: str, key: str, digest: str, request: dict, response: dict,
-                caller: str | None) -> dict:
+                caller: str | None, lane: str | None = None) -> dict:
         features = response.pop("_features", {})
         row = {"decision_id": response["decision_id"], "kind": kind, "subject_id": subject_id,
                "idempotency_key": key, "request_hash": digest, "request": request, "response": response,
@@ -152,12 +151,13 @@ class DecisionService:
                "policy_version": response["policy_version"], "feature_service": response["feature_service"],
                "degraded": response["degraded"], "caller": caller,
                "created_at": datetime.fromisoformat(response["created_at"])}
-        cases = self._cases(kind, subject_id, response)
+        cases = self._cases(kind, subject_id, request=request, response=response, lane=lane)
         try:
             with self.engine.begin() as conn:
                 conn.execute(insert(decisions).values(**row))
                 for case in cases:
                     conn.execute(insert(review_cases).values(**case))
+                    conn.execute(insert(case_events).values(**created_event(case, caller=caller)))
         except IntegrityError:
             # Another process recorded the same request first: return its decision.
             existing = self.existing(key, digest)
@@ -166,23 +166,27 @@ class DecisionService:
             return existing
         return response
 
-    @staticmethod
-    def _cases(kind: str, subject_id: str, response: dict) -> list[dict]:
+    def _cases(self, kind: str, subject_id: str, *, request: dict, response: dict, lane: str | None) -> list[dict]:
         reviews = [a for a in response["actions"] if a["type"] == "enqueue_review"][:1]
         created = datetime.fromisoformat(response["created_at"])
         cases = []
         for action in reviews:
             params = action["params"]
-            label = str(params.get("priority", "normal"))
-            amount = float(params.get("amount_at_risk") or 0.0)
+            facts = case_facts(kind, request=request, response=response, params=params, lane=lane,
+                               high_value=self._high_value(response["policy_id"]))
             cases.append({
                 "case_id": str(uuid.uuid4()), "decision_id": response["decision_id"], "kind": kind,
-                "subject_id": subject_id, "queue": str(params.get("queue", "default")),
-                "priority": PRIORITY.get(label, 1.0) * 1_000_000 + amount, "priority_label": label,
-                "reason": str(params.get("reason"))[:64], "amount_at_risk": amount, "status": "open",
+                "subject_id": subject_id, "queue": str(params.get("queue", "default")), **facts,
+                "reason": str(params.get("reason"))[:64], "status": "open", "version": 1,
                 "sla_due_at": created + timedelta(hours=float(params.get("sla_hours", 24))), "created_at": created,
             })
         return cases
+
+    def _high_value(self, policy_id: str) -> float | None:
+        try:
+            return self.policies.get(policy_id).thresholds.get("high_value")
+        except Exception:  # noqa: BLE001 - an unreadable policy means no four-eyes flag yet; resolve re-checks
+            return None
 
     def get(self, decision_id: str) -> dict | None:
         with self.engine.connect() as conn:

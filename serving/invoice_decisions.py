@@ -69,7 +69,7 @@ def decide_invoices(service: DecisionService, scorer_factory: Callable[[], Invoi
         response = _response(decision, invoice, scored, scorer, reason)
         recorded = service._record(kind="invoice", subject_id=request.invoice_id, key=key,  # noqa: SLF001
                                    digest=digest, request=request.model_dump(mode="json"), response=response,
-                                   caller=caller)
+                                   caller=caller, lane=scored.lane if scored else None)
         if scorer is not None:
             scorer.remember(invoice)
         out.append(recorded)

@@ -33,6 +33,7 @@ class InvoiceScores:
     features: dict
     shipment_known: bool
     contract_known: bool
+    lane: str | None = None
 
 
 def _utc(value) -> datetime:
@@ -97,7 +98,8 @@ class InvoiceScorer:
         scores = self.model.model.score(row).iloc[0].to_dict()
         reasons = [dict(r.__dict__) for r in explained.reasons]
         return InvoiceScores({k: (v if isinstance(v, str) else float(v)) for k, v in scores.items()}, reasons,
-                             {k: float(v) for k, v in row.iloc[0].items()}, True, in_force)
+                             {k: float(v) for k, v in row.iloc[0].items()}, True, in_force,
+                             lane=f"{facts.iloc[0]['origin']}-{facts.iloc[0]['destination']}")
 
     def remember(self, invoice: dict) -> None:
         """Keep the invoice for later duplicate checks (once)."""

@@ -34,3 +34,35 @@ def observe(decision: dict) -> None:
         actions.labels(kind=decision["kind"], action=action["type"]).inc()
     if decision["degraded"]:
         degraded.labels(kind=decision["kind"], reason=str(decision.get("degraded_reason"))).inc()
+
+
+@lru_cache(maxsize=1)
+def _review_metrics():
+    import prometheus_client
+
+    actions = prometheus_client.Counter(
+        "tollgate_review_actions", "Review-case history events (claimed, resolved, approved, hold_released, …)",
+        ["queue", "action"])
+    late = prometheus_client.Counter(
+        "tollgate_review_resolved_after_sla", "Cases made final after their SLA due time", ["queue"])
+    cases = prometheus_client.Gauge(
+        "tollgate_review_cases", "Unresolved review cases by state, as last counted (sla_breached: open past due)",
+        ["queue", "state"], multiprocess_mode="mostrecent")
+    return actions, late, cases
+
+
+def observe_review(queue: str, actions: list[str]) -> None:
+    counter = _review_metrics()[0]
+    for action in actions:
+        counter.labels(queue=queue, action=action).inc()
+
+
+def observe_late_resolution(queue: str) -> None:
+    _review_metrics()[1].labels(queue=queue).inc()
+
+
+def observe_queue(queue: str, counts: dict) -> None:
+    """Set the queue gauges from a fresh count (every listing refreshes them)."""
+    gauge = _review_metrics()[2]
+    for state, value in counts.items():
+        gauge.labels(queue=queue, state=state).set(value)
