@@ -32,6 +32,13 @@ NOTICES = {"claim": "You hold this case now.", "release": "Case released back to
            "signed-out": "You are signed out."}
 
 
+PAGE_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; script-src 'none'; frame-ancestors 'none'; "
+                               "form-action 'self'; base-uri 'none'",
+    "X-Frame-Options": "DENY", "X-Content-Type-Options": "nosniff", "Referrer-Policy": "same-origin"}
+"""No scripts, no framing (the action buttons cannot be clickjacked), forms post only here."""
+
+
 class CsrfRefused(Exception):
     """A form posted without this session's CSRF token."""
 
@@ -46,6 +53,14 @@ def create_web_app(runtime: Callable[[], object], *, secret_file: Path | None = 
     pages = _Pages(runtime, templates, codec, facts)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.include_router(pages.router())
+
+    @app.middleware("http")
+    async def guarded(request: Request, call_next) -> Response:
+        response = await call_next(request)
+        response.headers.update(PAGE_HEADERS)
+        if not request.url.path.startswith(f"{request.scope.get('root_path', '')}/static/"):
+            response.headers["Cache-Control"] = "no-store"  # case data stays out of shared caches
+        return response
 
     @app.exception_handler(CsrfRefused)
     async def refused(request: Request, _: CsrfRefused) -> Response:
@@ -109,6 +124,8 @@ class _Pages:
         return router
 
     def sign_in_page(self, request: Request) -> Response:
+        if self.reviewer(request) is not None:
+            return self.redirect(request, "/")
         notice = NOTICES.get(request.query_params.get("done", ""))
         return self.render(request, "sign_in.html", {"notice": notice})
 

@@ -14,6 +14,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
@@ -120,14 +121,22 @@ MOVEMENT_TIMES = (("scheduled_departure", "Scheduled departure"), ("actual_depar
                   ("scheduled_arrival", "Scheduled arrival"), ("actual_arrival", "Actual arrival"))
 
 
-def movement_and_events(engine: Engine, shipment_id: str) -> tuple[list[tuple[str, str]], list[dict]]:
-    """The shipment's movement (scheduled and actual times, in words) and its pushed events, oldest first."""
+def movement_and_events(engine: Engine, shipment_id: str, request: dict | None = None
+                        ) -> tuple[list[tuple[str, str]], list[dict]]:
+    """The shipment's scheduled and actual times (in words) and its pushed events, oldest first.
+
+    Scheduled times come from the decision's request when it has them: it keeps their UTC offset, which
+    a SQLite ``movements`` row does not (see docs/review-ui.md).
+    """
     with engine.connect() as conn:
         moved = conn.execute(select(movements).where(movements.c.shipment_id == shipment_id)).mappings().first()
         seen = conn.execute(select(events.c.type, events.c.occurred_at, events.c.payload)
                             .where(events.c.shipment_id == shipment_id)
                             .order_by(events.c.occurred_at)).mappings().all()
-    times = [(text, when(moved[k]) if moved[k] else "not reported yet") for k, text in MOVEMENT_TIMES] if moved else []
+    known = {**(dict(moved) if moved else {}), **{k: v for k, v in (request or {}).items()
+                                                   if k.startswith("scheduled_") and v}}
+    times = [(text, when(known[k]) if known.get(k) else "not reported yet") for k, text in MOVEMENT_TIMES] \
+        if known else []
     return times, [_event(dict(e)) for e in seen]
 
 
@@ -153,7 +162,7 @@ def reference_facts(lookup: Callable[[str], dict | None] | None, shipment_id: st
 
 
 def _plain(value: object) -> str:
-    if isinstance(value, bool):
+    if isinstance(value, bool | np.bool_):
         return "yes" if value else "no"
     if value is None or (not isinstance(value, list | tuple | dict) and pd.isna(value)):
         return "—"

@@ -144,7 +144,11 @@ def queue_page(listing: dict, query: QueueQuery, *, now: datetime | None = None)
     total = int(listing.get("total") or 0)
     first = (query.page - 1) * PAGE_SIZE
     rows = [queue_row(item, now=now) for item in listing.get("items") or []]
+    counts = listing.get("counts") or {}
     return {"rows": rows, "total": total, "first": first + 1 if rows else 0, "last": first + len(rows),
+            "counts": {"open": counts.get("open", 0), "claimed": counts.get("claimed", 0),
+                       "awaiting_approval": counts.get("awaiting_approval", 0),
+                       "sla_breached": counts.get("sla_breached", 0)} if counts else None,
             "previous": query.link(page=query.page - 1) if query.page > 1 else None,
             "next": query.link(page=query.page + 1) if first + len(rows) < total else None}
 
@@ -208,7 +212,8 @@ def case_page(raw: dict, reviewer: Caller, *, facts_lookup=None, engine=None, no
     features = decision.get("features") or {}
     kind = case.get("kind") or decision.get("kind") or response.get("kind") or ""
     shipment_id = request.get("shipment_id") or (case.get("subject_id") if kind == "shipment" else None)
-    movement, events = evidence.movement_and_events(engine, shipment_id) if engine and shipment_id else ([], [])
+    movement, events = (evidence.movement_and_events(engine, shipment_id, request) if engine and shipment_id
+                        else ([], []))
     reference, reference_note = (evidence.reference_facts(facts_lookup, shipment_id) if kind == "invoice"
                                  and shipment_id else ([], ""))
     sla_text, breached = sla_left(case.get("sla_due_at"), now=now, breached=case.get("sla_breached"),

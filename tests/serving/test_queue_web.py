@@ -12,9 +12,10 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 
 from serving.db import api_keys, review_cases
+from serving.schemas import ShipmentIn
 from serving.web import create_web_app
 from serving.web.session import COOKIE, Session, SessionCodec, load_or_create_secret
-from tests.serving.conftest import StubDelayScorer, make_runtime
+from tests.serving.conftest import SHIPMENT, StubDelayScorer, make_runtime
 from tests.serving.queue_cases import make_keys, seed_cases
 
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
@@ -73,6 +74,10 @@ def test_session_cookie_is_httponly_samesite_signed_and_holds_no_key(world):
     assert tampered.get("/", follow_redirects=False).status_code == 303
     over_https = TestClient(world["app"], base_url="https://queue.example")
     assert "Secure" in over_https.get("/sign-in").headers["set-cookie"]
+    page = client.get("/")
+    assert page.headers["cache-control"] == "no-store" and page.headers["x-frame-options"] == "DENY"
+    assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
+    assert client.get("/sign-in", follow_redirects=False).headers["location"] == "/"  # already signed in
 
 
 def test_mounted_at_queue_the_links_and_cookie_path_carry_the_prefix(world):
@@ -217,3 +222,22 @@ def test_the_install_secret_is_created_once_private_and_shared(tmp_path):
     session = Session.anonymous().signed_in("k123")
     assert b.read(a.write(session)) == session
     assert SessionCodec(tmp_path / "other.secret").read(a.write(session)) is None
+
+
+def test_a_shipment_case_shows_its_schedule_and_reasons_without_invoice_forms(tmp_path):
+    runtime = make_runtime(f"sqlite:///{tmp_path}/ship.db", StubDelayScorer({"AA": 0.72, "DL": 0.31}))
+    runtime.decisions.decide_shipments([ShipmentIn.model_validate({**SHIPMENT, "declared_value": 80000})])
+    keys = make_keys(runtime.engine)
+    world = {"app": create_web_app(lambda: runtime, secret_file=tmp_path / "s", facts=None), "keys": keys}
+    client = _signed_in(world)
+    queue = client.get("/?queue=dispatch").text
+    case_id = re.search(r'href="/cases/([^"]+)">Shipment S-1<', queue).group(1)
+    page = client.get(f"/cases/{case_id}").text
+    assert "Late delivery risk (72%)" in page and "Scheduled departure" in page and "2013-12-02 19:00 UTC" in page
+    assert "Shipments stuck at the origin" in page and "points towards a late delivery" in page
+    assert "review-high-value-at-risk" in page and "Invoice lines" not in page
+    token = _csrf(page)
+    client.post(f"/cases/{case_id}/claim", data={"csrf_token": token})
+    held = client.get(f"/cases/{case_id}").text
+    assert "Approve as billed" in held and "Dispute with the carrier" in held
+    assert "Approve an adjusted amount" not in held and "Confirm the discrepancy class" not in held
