@@ -51,12 +51,35 @@ FEATURE_NAMES: tuple[str, ...] = (
 """Every column of ``audit_features``, in order; all float64, NaN where the evidence is missing."""
 
 
+KNOWN_CONTEXT = ("origin", "destination", "scheduled_departure", "is_spot", "chargeable_weight_kg")
+"""What the look-back features need to know of an *earlier* invoice besides the invoice itself: its lane,
+its shipment's departure, whether it was a spot shipment and its chargeable weight. The service keeps
+these per invoice it has seen (it had the reference data then), so it need not look up every earlier
+invoice's shipment and contract again; see ``audit_features(known=...)``."""
+
+
+def _apply_known(frame: pd.DataFrame, known: pd.DataFrame | None) -> pd.DataFrame:
+    if known is None or known.empty:
+        return frame
+    rows = frame["invoice_id"].isin(known.index).to_numpy()
+    ids = frame.loc[rows, "invoice_id"]
+    for column in KNOWN_CONTEXT:
+        values = ids.map(known[column])
+        if column == "scheduled_departure":
+            values = pd.to_datetime(values, utc=True)
+        elif column == "is_spot":
+            values = values.astype(bool)
+        frame.loc[rows, column] = values.to_numpy()
+    return frame
+
+
 def rerate(invoices: pd.DataFrame, lines: pd.DataFrame, *, facts: pd.DataFrame, contracts: pd.DataFrame,
-           fuel_index: pd.DataFrame) -> pd.DataFrame:
+           fuel_index: pd.DataFrame, known: pd.DataFrame | None = None) -> pd.DataFrame:
     """Billed vs expected per component and the evidence, one row per invoice (positional index).
 
     Spot shipments are re-rated with rates estimated from earlier spot invoices, so the receipt order of
-    ``invoices`` matters (column ``order``).
+    ``invoices`` matters (column ``order``). ``known`` (index invoice_id, columns ``KNOWN_CONTEXT``)
+    supplies the context of invoices whose facts and contracts are not passed.
     """
     frame = invoices.reset_index(drop=True).copy()
     frame["order"] = arrival_order(frame).to_numpy()
@@ -64,6 +87,7 @@ def rerate(invoices: pd.DataFrame, lines: pd.DataFrame, *, facts: pd.DataFrame, 
     billed = billed_components(lines).reindex(frame["invoice_id"], fill_value=0.0)
     frame = pd.concat([frame, billed.reset_index(drop=True)], axis=1)
     frame = facts_context(frame, facts=facts, contracts=contracts, fuel_index=fuel_index)
+    frame = _apply_known(frame, known)
     frame = pd.concat([frame, spot_rate_estimates(frame)], axis=1)
     return expected_components(frame, contracts)
 
@@ -84,13 +108,17 @@ def _shipment_to_date(frame: pd.DataFrame) -> pd.Series:
 
 def audit_features(invoices: pd.DataFrame, lines: pd.DataFrame, *, facts: pd.DataFrame,
                    contracts: pd.DataFrame, fuel_index: pd.DataFrame,
-                   outcomes: pd.Series | None = None) -> pd.DataFrame:
+                   outcomes: pd.Series | None = None, known: pd.DataFrame | None = None) -> pd.DataFrame:
     """The numeric audit feature frame: index ``invoice_id``, columns ``FEATURE_NAMES``, float64.
+
+    ``known`` carries the ``KNOWN_CONTEXT`` of earlier invoices whose reference data is not in
+    ``facts``/``contracts`` (the service's invoices seen); their own rows are not meaningful then, only
+    what they contribute to the look-back features of the others.
 
     ``outcomes`` (invoice_id -> disputed?) feeds the carrier's prior dispute rate; only verdicts known
     before an invoice arrived are used.
     """
-    frame = rerate(invoices, lines, facts=facts, contracts=contracts, fuel_index=fuel_index)
+    frame = rerate(invoices, lines, facts=facts, contracts=contracts, fuel_index=fuel_index, known=known)
     for name in DELTA_COMPONENTS:
         _delta(frame, name)
     frame = pd.concat([frame, evidence_features(frame)], axis=1)
@@ -105,4 +133,4 @@ def audit_features(invoices: pd.DataFrame, lines: pd.DataFrame, *, facts: pd.Dat
     return out.astype(float)
 
 
-__all__ = ["DELTA_COMPONENTS", "FEATURE_NAMES", "audit_features", "rerate"]
+__all__ = ["DELTA_COMPONENTS", "FEATURE_NAMES", "KNOWN_CONTEXT", "audit_features", "rerate"]

@@ -21,7 +21,7 @@ COPY_WINDOW_DAYS = 60
 _LANE = ["carrier", "origin", "destination"]
 _DAY, _HOUR = pd.Timedelta(days=1), pd.Timedelta(hours=1)
 COPY_FEATURES = ("exact_copy_count", "exact_copy_days", "exact_copy_same_shipment",
-                 "exact_copy_departure_gap_hours", "exact_copy_accessorial_only")
+                 "exact_copy_departure_gap_hours", "exact_copy_shipments_between", "exact_copy_accessorial_only")
 
 
 def line_signature(lines: pd.DataFrame) -> pd.Series:
@@ -67,13 +67,45 @@ def exact_copy_features(frame: pd.DataFrame, lines: pd.DataFrame) -> pd.DataFram
         return nearest[column].reindex(frame.index).to_numpy(float)
 
     accessorial_only = ~signature.str.contains("linehaul:", regex=False).to_numpy()
+    between = _shipments_between(frame, nearest).reindex(frame.index).to_numpy(float)
     return pd.DataFrame({
         "exact_copy_count": count,
         "exact_copy_days": per_row("days"),
         "exact_copy_same_shipment": per_row("same"),
         "exact_copy_departure_gap_hours": per_row("gap"),
+        "exact_copy_shipments_between": between,
         "exact_copy_accessorial_only": np.where(count > 0, accessorial_only.astype(float), np.nan),
     }, index=frame.index)
+
+
+def _stamps(values: pd.Series) -> np.ndarray:
+    return pd.to_datetime(values, utc=True).astype("int64").to_numpy()
+
+
+def _shipments_between(frame: pd.DataFrame, nearest: pd.DataFrame) -> pd.Series:
+    """Per row with a candidate original: how many other shipments of its carrier lane, billed on
+    invoices received before this one, departed strictly between this shipment and the original's.
+
+    0 means the original's shipment is this one's neighbour (or this very shipment) in the lane's departure order — where a
+    clerk's slip of the air waybill lands. The gap in hours cannot say that: two flights a day on one
+    lane and one a week on another. Only earlier invoices count (receipt ``order``), as everywhere here.
+    """
+    out = pd.Series(np.where(nearest["same"] == 1.0, 0.0, np.nan), index=nearest.index)
+    todo = nearest[nearest["same"] == 0.0].dropna(subset=["departure", "departure_prior"])
+    if todo.empty:
+        return out
+    seen = frame[[*_LANE, "shipment_id", "departure", "order"]].dropna(subset=["departure"])
+    seen = seen.assign(stamp=_stamps(seen["departure"])).sort_values("stamp", kind="stable")
+    lanes = {key: (group["stamp"].to_numpy(), group["order"].to_numpy(), group["shipment_id"].to_numpy())
+             for key, group in seen.groupby(_LANE, sort=False)}
+    low, high = np.minimum(_stamps(todo["departure"]), _stamps(todo["departure_prior"])), \
+        np.maximum(_stamps(todo["departure"]), _stamps(todo["departure_prior"]))
+    for i, (row, pair) in enumerate(todo.iterrows()):
+        stamps, orders, shipments = lanes[(pair["carrier"], pair["origin"], pair["destination"])]
+        part = slice(np.searchsorted(stamps, low[i], side="right"), np.searchsorted(stamps, high[i], side="left"))
+        inside = shipments[part][orders[part] < pair["order"]]
+        out[row] = float(len(set(inside) - {pair["shipment_id"], pair["shipment_id_prior"]}))
+    return out
 
 
 __all__ = ["COPY_FEATURES", "COPY_WINDOW_DAYS", "exact_copy_features", "line_signature"]

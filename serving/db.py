@@ -169,8 +169,15 @@ invoices_seen = Table(
     Column("total", Float, nullable=False),
     Column("billed_weight_kg", Float),
     Column("lines", JSON, nullable=False),
+    # What later invoices' look-back features need of this one (revision 0003; features.rerating.KNOWN_CONTEXT).
+    Column("origin", String(8)),
+    Column("destination", String(8)),
+    Column("scheduled_departure", DateTime(timezone=True)),
+    Column("is_spot", Boolean),
+    Column("chargeable_weight_kg", Float),
 )
 Index("ix_invoices_seen_carrier", invoices_seen.c.carrier, invoices_seen.c.invoice_date)
+Index("ix_invoices_seen_received", invoices_seen.c.carrier, invoices_seen.c.received_at)
 
 policy_versions = Table(
     "policy_versions", metadata,

@@ -71,6 +71,6 @@ def decide_invoices(service: DecisionService, scorer_factory: Callable[[], Invoi
                                    digest=digest, request=request.model_dump(mode="json"), response=response,
                                    caller=caller, lane=scored.lane if scored else None)
         if scorer is not None:
-            scorer.remember(invoice)
+            scorer.remember(invoice, scored)
         out.append(recorded)
     return out

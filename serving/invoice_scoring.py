@@ -2,7 +2,9 @@
 the same re-rating and audit features as training, the champion discrepancy model.
 
 Duplicate and carrier-history features need the invoices that arrived before this one: the service
-keeps every invoice it has seen (``invoices_seen``) and passes the carrier's last 30 days with the new
+keeps every invoice it has seen (``invoices_seen``), with the context the look-back features need of it
+(lane, departure, spot or not, chargeable weight: ``features.rerating.KNOWN_CONTEXT``), and passes the
+carrier's invoices of the longest look-back window (``LOOKBACK``) with the new
 invoice through :func:`features.rerating.audit_features`, which only ever looks backwards.
 """
 
@@ -19,11 +21,17 @@ from sqlalchemy.exc import IntegrityError
 from features.errors import FeaturesUnavailable
 from features.feast_invoice_defs import contract_lane_key, fuel_week_key, online_reference
 from features.reference import MODE_FUEL_KIND
-from features.rerating import audit_features
+from features.rerating import KNOWN_CONTEXT, audit_features
+from features.rerating_carrier import RECENT_DAYS, SPOT_HISTORY_DAYS
+from features.rerating_copies import COPY_WINDOW_DAYS
+from features.rerating_history import NEAR_AMOUNT_DAYS
 from serving.db import invoices_seen
 from serving.scoring import LoadedModel
 
-LOOKBACK = timedelta(days=30)
+LOOKBACK = timedelta(days=max(COPY_WINDOW_DAYS, NEAR_AMOUNT_DAYS, RECENT_DAYS, SPOT_HISTORY_DAYS))
+"""Every look-back feature counts only invoices received within its own window, so the carrier's invoices
+of the longest window give the service exactly the values training computed from the whole history
+(tests/serving/test_invoice_parity.py)."""
 
 
 @dataclass
@@ -34,12 +42,18 @@ class InvoiceScores:
     shipment_known: bool
     contract_known: bool
     lane: str | None = None
+    context: dict | None = None
+    """This invoice's ``KNOWN_CONTEXT``, kept with it for later invoices' look-back features."""
 
 
 def _utc(value) -> datetime:
     """A stored instant: timezone-aware values converted to UTC, naive ones (calendar days) read as UTC."""
     stamp = pd.Timestamp(value)
     return (stamp.tz_convert("UTC") if stamp.tzinfo else stamp.tz_localize("UTC")).to_pydatetime()
+
+
+def _number(value) -> float | None:
+    return None if pd.isna(value) else float(value)
 
 
 def _frames(rows: list[dict]) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -75,13 +89,21 @@ class InvoiceScorer:
         return facts, contracts, fuel
 
     def earlier(self, invoice: dict) -> list[dict]:
-        day = _utc(invoice["invoice_date"])
+        """The carrier's invoices received before this one, within ``LOOKBACK`` of it (receipt or date)."""
+        received = _utc(invoice.get("received_at") or invoice["invoice_date"])
+        since = min(received, _utc(invoice["invoice_date"])) - LOOKBACK
         query = select(invoices_seen).where(invoices_seen.c.carrier == invoice["carrier"],
-                                            invoices_seen.c.invoice_date >= day - LOOKBACK,
-                                            invoices_seen.c.invoice_date <= day,
+                                            invoices_seen.c.received_at >= since,
+                                            invoices_seen.c.received_at <= received,
                                             invoices_seen.c.invoice_id != invoice["invoice_id"])
         with self.engine.connect() as conn:
             return [dict(r) for r in conn.execute(query).mappings()]
+
+    @staticmethod
+    def _known(rows: list[dict]) -> pd.DataFrame:
+        known = pd.DataFrame([{"invoice_id": r["invoice_id"], **{c: r.get(c) for c in KNOWN_CONTEXT}}
+                              for r in rows], columns=["invoice_id", *KNOWN_CONTEXT])
+        return known.set_index("invoice_id")
 
     def score(self, invoice: dict) -> InvoiceScores:
         facts, contracts, fuel = self.references(invoice["shipment_id"])
@@ -90,21 +112,29 @@ class InvoiceScorer:
         ship_date = pd.Timestamp(facts.iloc[0]["ship_date"])
         in_force = (not contracts.empty) and bool(((contracts["effective_from"] <= ship_date)
                                                    & (contracts["effective_to"] >= ship_date)).any())
-        rows = [*self.earlier(invoice), invoice]
-        invoices, lines = _frames(rows)
-        features = audit_features(invoices, lines, facts=facts, contracts=contracts, fuel_index=fuel)
+        earlier = self.earlier(invoice)
+        invoices, lines = _frames([*earlier, invoice])
+        features = audit_features(invoices, lines, facts=facts, contracts=contracts, fuel_index=fuel,
+                                  known=self._known(earlier))
         row = features.loc[[invoice["invoice_id"]]]
+        fact = facts.iloc[0]
+        context = {"origin": fact["origin"], "destination": fact["destination"],
+                   "scheduled_departure": _utc(fact["scheduled_departure"])
+                   if pd.notna(fact["scheduled_departure"]) else None,
+                   "is_spot": bool(row["is_spot"].iloc[0] == 1.0),
+                   "chargeable_weight_kg": _number(row["chargeable_weight_kg"].iloc[0])}
         explained = self.model.model.explain(row, top=5)[0]
         scores = self.model.model.score(row).iloc[0].to_dict()
         reasons = [dict(r.__dict__) for r in explained.reasons]
         return InvoiceScores({k: (v if isinstance(v, str) else float(v)) for k, v in scores.items()}, reasons,
                              {k: float(v) for k, v in row.iloc[0].items()}, True, in_force,
-                             lane=f"{facts.iloc[0]['origin']}-{facts.iloc[0]['destination']}")
+                             lane=f"{fact['origin']}-{fact['destination']}", context=context)
 
-    def remember(self, invoice: dict) -> None:
-        """Keep the invoice for later duplicate checks (once)."""
+    def remember(self, invoice: dict, scored: InvoiceScores | None = None) -> None:
+        """Keep the invoice, with its context when it was scored, for later look-back features (once)."""
         row = {k: invoice[k] for k in ("invoice_id", "carrier", "shipment_id", "total", "billed_weight_kg", "lines")}
         row |= {k: _utc(invoice[k]) for k in ("invoice_date", "received_at")}
+        row |= (scored.context if scored is not None and scored.context else {})
         try:
             with self.engine.begin() as conn:
                 conn.execute(insert(invoices_seen).values(**row))

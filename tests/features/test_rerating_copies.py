@@ -4,6 +4,7 @@ Lane AA JFK-ORD: C1 and C2 depart 3 hours apart on March 5, C3 on March 25. One 
 billed for C1 on March 10; the same bill comes again on March 18 under C2 (a copy on the neighbouring
 shipment); C3's own storage day on March 30 matches both earlier bills by amount, but its shipment left
 weeks later. C1's main bill is re-sent on March 20 (same shipment). C2's re-delivery ($60) has no copy.
+C4 departs on March 15, between C2 and C3; its main bill arrives on March 22, before C3's storage day.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from features.rerating import FEATURE_NAMES
 from features.rerating_copies import COPY_FEATURES, exact_copy_features, line_signature
 
 UTC = "UTC"
-DEPARTURE = {"C1": "2013-03-05T08:00", "C2": "2013-03-05T11:00", "C3": "2013-03-25T08:00", "C9": None}
+DEPARTURE = {"C1": "2013-03-05T08:00", "C2": "2013-03-05T11:00", "C3": "2013-03-25T08:00",
+             "C4": "2013-03-15T09:00", "C9": None}
 BILLS = [  # invoice_id, shipment_id, invoice date, lines
     ("AA0002001", "C1", "2013-03-08", {"linehaul": 300.0, "fuel": 40.5}),
     ("AA0002002", "C2", "2013-03-08", {"linehaul": 310.0, "fuel": 41.85}),
@@ -24,6 +26,7 @@ BILLS = [  # invoice_id, shipment_id, invoice date, lines
     ("AA0002004", "C2", "2013-03-18", {"storage": 50.0}),
     ("AA0002005", "C1", "2013-03-20", {"fuel": 40.5, "linehaul": 300.0}),
     ("AA0002006", "C2", "2013-03-21", {"redelivery": 60.0}),
+    ("AA0002010", "C4", "2013-03-22", {"linehaul": 280.0, "fuel": 37.8}),
     ("AA0002007", "C3", "2013-03-30", {"storage": 50.0}),
     ("AA0002008", "C9", "2013-06-30", {"storage": 50.0}),  # more than 60 days after the last one
 ]
@@ -63,6 +66,19 @@ def test_a_bill_copied_onto_the_neighbouring_shipment(copies):
     assert copy["exact_copy_count"] == 1.0 and copy["exact_copy_same_shipment"] == 0.0
     assert copy["exact_copy_departure_gap_hours"] == pytest.approx(3.0)
     assert copy["exact_copy_days"] == 8.0 and copy["exact_copy_accessorial_only"] == 1.0
+    assert copy["exact_copy_shipments_between"] == 0.0  # C1 and C2 are neighbours on the lane
+
+
+def test_shipments_between_counts_lane_departures_billed_before_the_copy(copies):
+    later = copies.loc["AA0002007"]  # candidate original C2 (March 5); C4 left in between (March 15)
+    assert later["exact_copy_shipments_between"] == 1.0
+    frame, lines = _frames([b for b in BILLS if b[0] != "AA0002010"])
+    without = exact_copy_features(frame, lines).set_axis(frame["invoice_id"])
+    assert without.loc["AA0002007", "exact_copy_shipments_between"] == 0.0  # C4 never billed: not seen
+    late = [b for b in BILLS if b[0] != "AA0002010"] + [("AA0002010", "C4", "2013-04-02", {"linehaul": 280.0})]
+    frame, lines = _frames(late)
+    after = exact_copy_features(frame, lines).set_axis(frame["invoice_id"])
+    assert after.loc["AA0002007", "exact_copy_shipments_between"] == 0.0  # billed after the copy: unseen
 
 
 def test_the_candidate_original_is_the_nearest_departure_not_the_latest_bill(copies):
@@ -76,15 +92,15 @@ def test_a_resent_bill_of_the_same_shipment(copies):
     again = copies.loc["AA0002005"]
     assert again["exact_copy_count"] == 1.0 and again["exact_copy_same_shipment"] == 1.0
     assert again["exact_copy_departure_gap_hours"] == 0.0 and again["exact_copy_days"] == 12.0
-    assert again["exact_copy_accessorial_only"] == 0.0
+    assert again["exact_copy_accessorial_only"] == 0.0 and again["exact_copy_shipments_between"] == 0.0
 
 
 def test_no_copy_means_zero_count_and_missing_details(copies):
-    for invoice in ("AA0002001", "AA0002002", "AA0002003", "AA0002006", "AA0002008"):
+    for invoice in ("AA0002001", "AA0002002", "AA0002003", "AA0002006", "AA0002008", "AA0002010"):
         row = copies.loc[invoice]
         assert row["exact_copy_count"] == 0.0, invoice
         assert np.isnan(row[["exact_copy_days", "exact_copy_same_shipment", "exact_copy_departure_gap_hours",
-                             "exact_copy_accessorial_only"]].to_numpy(float)).all(), invoice
+                             "exact_copy_shipments_between", "exact_copy_accessorial_only"]].to_numpy(float)).all(), invoice
 
 
 def test_copies_never_see_later_invoices(copies):

@@ -1,0 +1,122 @@
+"""Training/serving parity of the invoice audit features.
+
+Training computes every invoice's features from the whole generated year at once; the service computes
+one invoice at a time from its own reference lookups and the invoices it has seen (``invoices_seen``,
+the carrier's last ``LOOKBACK``). The two must agree exactly, or the model is served inputs it was not
+trained on. The year's invoices before the replayed stretch are stored as the service would have stored
+them; the last stretch is then scored one by one through ``InvoiceScorer`` (which stores each in turn).
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+import pytest
+from sqlalchemy import insert
+
+from features.rerating import FEATURE_NAMES, KNOWN_CONTEXT, audit_features, rerate
+from serving.db import create_schema, invoices_seen, make_engine
+from serving.invoice_scoring import InvoiceScorer, _utc
+from serving.scoring import LoadedModel
+from training.invoice_job import load_invoice_world
+from training.invoice_spec import load_invoice_spec
+
+pytestmark = [pytest.mark.slow]
+
+REPLAYED = 150
+
+
+class _Echo:
+    """Stands in for the model: the test looks at the features the scorer computed, not at scores."""
+
+    def explain(self, row, top):
+        return [SimpleNamespace(reasons=())]
+
+    def score(self, row):
+        return pd.DataFrame([{"predicted_class": "clean"}])
+
+
+class _WorldScorer(InvoiceScorer):
+    """The scorer with the generated world as its reference store (instead of Feast's online store)."""
+
+    def __init__(self, world, engine):
+        super().__init__(LoadedModel("echo", "0", "none", _Echo()), None, engine)
+        self.facts = world.shipment_facts.set_index("shipment_id", drop=False)
+        self.world = world
+
+    def references(self, shipment_id):
+        facts = self.facts.loc[[shipment_id]] if shipment_id in self.facts.index else self.facts.iloc[:0]
+        return facts.reset_index(drop=True), self.world.contracts, self.world.fuel_index
+
+
+def _record(head: pd.Series, lines: pd.DataFrame) -> dict:
+    return {"invoice_id": head["invoice_id"], "carrier": head["carrier"], "shipment_id": head["shipment_id"],
+            "invoice_date": head["invoice_date"], "received_at": head["received_at"], "total": float(head["total"]),
+            "billed_weight_kg": None if pd.isna(head["billed_weight_kg"]) else float(head["billed_weight_kg"]),
+            "lines": [{"code": c, "amount": float(a)} | ({} if pd.isna(q) else {"quantity": float(q)})
+                      for c, a, q in zip(lines["code"], lines["amount"], lines["quantity"])]}
+
+
+@pytest.fixture(scope="module")
+def world(embedded_history):
+    world, _ = load_invoice_world(load_invoice_spec("invoice_smoke"), history=embedded_history)
+    return world
+
+
+@pytest.fixture(scope="module")
+def parity(world, tmp_path_factory):
+    refs = {"facts": world.shipment_facts, "contracts": world.contracts, "fuel_index": world.fuel_index}
+    trained = audit_features(world.invoices, world.invoice_lines, **refs)
+    context = rerate(world.invoices, world.invoice_lines, **refs).set_index("invoice_id")
+    heads = world.invoices.assign(received_at=world.invoices["received_at"].fillna(world.invoices["invoice_date"]))
+    heads = heads.sort_values(["received_at", "invoice_id"]).reset_index(drop=True)
+    lines = {k: v for k, v in world.invoice_lines.groupby("invoice_id")}
+    engine = make_engine(f"sqlite:///{tmp_path_factory.mktemp('parity')}/tollgate.db")
+    create_schema(engine)
+    stored, replayed = heads.iloc[:-REPLAYED], heads.iloc[-REPLAYED:]
+    rows = []
+    for head in stored.itertuples(index=False):
+        head = pd.Series(head._asdict())
+        row = _record(head, lines[head["invoice_id"]])
+        row |= {k: _utc(row[k]) for k in ("invoice_date", "received_at")}
+        known = context.loc[head["invoice_id"], list(KNOWN_CONTEXT)]
+        row |= {"origin": known["origin"], "destination": known["destination"],
+                "scheduled_departure": None if pd.isna(known["scheduled_departure"])
+                else _utc(known["scheduled_departure"]),
+                "is_spot": bool(known["is_spot"]), "chargeable_weight_kg": None
+                if pd.isna(known["chargeable_weight_kg"]) else float(known["chargeable_weight_kg"])}
+        rows.append(row)
+    with engine.begin() as conn:
+        conn.execute(insert(invoices_seen), rows)
+    scorer = _WorldScorer(world, engine)
+    served = {}
+    for head in replayed.itertuples(index=False):
+        head = pd.Series(head._asdict())
+        invoice = _record(head, lines[head["invoice_id"]])
+        scored = scorer.score(invoice)
+        scorer.remember(invoice, scored)
+        served[head["invoice_id"]] = scored.features
+    return trained.loc[list(served)], pd.DataFrame.from_dict(served, orient="index")[list(FEATURE_NAMES)]
+
+
+def test_the_replay_covers_the_look_back_features(parity):
+    trained, _ = parity
+    assert len(trained) == REPLAYED
+    assert (trained["exact_copy_count"] > 0).sum() >= 10
+    assert (trained["exact_copy_same_shipment"] == 0).sum() >= 5  # copies across shipments of a lane
+    assert (trained["lane_prior_invoices"] > 0).mean() > 0.5
+    assert (trained["near_amount_match"] == 1).sum() >= 5
+    assert (trained["prior_same_shipment_invoices"] > 0).sum() >= 5
+
+
+def test_served_features_equal_trained_features(parity):
+    trained, served = parity
+    mismatched = {}
+    for name in FEATURE_NAMES:
+        a, b = trained[name].to_numpy(float), served[name].to_numpy(float)
+        same = np.isclose(a, b, rtol=1e-9, atol=1e-9) | (np.isnan(a) & np.isnan(b))
+        if not same.all():
+            mismatched[name] = int((~same).sum())
+    assert not mismatched, mismatched
