@@ -20,7 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
 from serving.db import events, movements
-from serving.web.phrases import feature_label, feature_value, label_of, when
+from serving.web.phrases import FEATURES, feature_label, feature_value, label_of, when
 
 CENT = 0.005
 BASIS_FEATURES = ("rate_expected", "chargeable_weight_kg", "billed_weight_kg", "fuel_pct_expected",
@@ -112,9 +112,22 @@ def charge_table(request: dict, features: dict) -> ChargeTable | None:
     return ChargeTable(rows, total, basis)
 
 
-def recorded_facts(features: dict) -> list[tuple[str, str]]:
-    """The shipment facts the decision's features carry, in words."""
-    return [(feature_label(n), feature_value(n, features[n])) for n in FACT_FEATURES if n in features]
+MISSING = "not reported yet"
+
+
+def recorded_facts(features: dict) -> list[tuple[str, str, str]]:
+    """The shipment facts the decision's features carry: (key, words, value)."""
+    return [(n, feature_label(n), feature_value(n, features[n])) for n in FACT_FEATURES if n in features]
+
+
+def merge_facts(*sources: list[tuple[str, str, str]]) -> list[tuple[str, str]]:
+    """One list of (words, value) without repeats: a fact shows once, with the first value that is known."""
+    merged: dict[str, tuple[str, str]] = {}
+    for source in sources:
+        for key, words, value in source:
+            if key not in merged or merged[key][1] in (MISSING, "unknown", "—"):
+                merged[key] = (merged.get(key, (words,))[0], value)
+    return list(merged.values())
 
 
 MOVEMENT_TIMES = (("scheduled_departure", "Scheduled departure"), ("actual_departure", "Actual departure"),
@@ -135,8 +148,7 @@ def movement_and_events(engine: Engine, shipment_id: str, request: dict | None =
                             .order_by(events.c.occurred_at)).mappings().all()
     known = {**(dict(moved) if moved else {}), **{k: v for k, v in (request or {}).items()
                                                    if k.startswith("scheduled_") and v}}
-    times = [(text, when(known[k]) if known.get(k) else "not reported yet") for k, text in MOVEMENT_TIMES] \
-        if known else []
+    times = [(k, text, when(known[k]) if known.get(k) else MISSING) for k, text in MOVEMENT_TIMES] if known else []
     return times, [_event(dict(e)) for e in seen]
 
 
@@ -158,17 +170,22 @@ def reference_facts(lookup: Callable[[str], dict | None] | None, shipment_id: st
         return [], f"reference shipment facts unavailable ({type(exc).__name__})"
     if not found:
         return [], "no reference shipment facts for this shipment"
-    return [(label_of(k), _plain(found.get(k))) for k in REFERENCE_FACTS if k in found], ""
+    return [(k, *_fact(k, found.get(k))) for k in REFERENCE_FACTS if k in found], ""
 
 
-def _plain(value: object) -> str:
+def _fact(key: str, value: object) -> tuple[str, str]:
+    """(words, value) of one reference fact."""
+    words = feature_label(key) if key in FEATURES else label_of(key)
     if isinstance(value, bool | np.bool_):
-        return "yes" if value else "no"
+        return words, "yes" if value else "no"
     if value is None or (not isinstance(value, list | tuple | dict) and pd.isna(value)):
-        return "—"
+        return words, "—"
+    if key in FEATURES and isinstance(value, int | float | np.number):
+        return words, feature_value(key, float(value))
     if isinstance(value, pd.Timestamp):
-        return when(value.to_pydatetime()) if value.tzinfo else value.strftime("%Y-%m-%d")
-    return str(value)
+        dated = key.endswith("_date") or not value.tzinfo
+        return words, value.strftime("%Y-%m-%d") if dated else when(value.to_pydatetime())
+    return words, str(value).replace(";", ", ")
 
 
 class FactsUnavailable(Exception):

@@ -226,8 +226,8 @@ def case_page(raw: dict, reviewer: Caller, *, facts_lookup=None, engine=None, no
         "amount": money(case.get("amount_at_risk")), "predicted": label_of(case.get("predicted_class")),
         "confidence": percent(case.get("confidence")), "sla": sla_text, "breached": breached,
         "sla_due": when(case.get("sla_due_at")), "charges": evidence.charge_table(request, features)
-        if kind == "invoice" else None, "recorded_facts": evidence.recorded_facts(features),
-        "movement": movement, "events": events, "reference": reference, "reference_note": reference_note,
+        if kind == "invoice" else None, "shipment_facts": evidence.merge_facts(
+            movement, reference, evidence.recorded_facts(features)), "events": events, "reference_note": reference_note,
         "reasons": reasons_in_words(response, kind), "rules": _rules(response),
         "actions_taken": [(label_of(a.get("type")), a.get("params") or {}) for a in response.get("actions") or []],
         "history": [history_row(e) for e in history], "can": allowed_actions(case, reviewer),

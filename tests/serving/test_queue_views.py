@@ -67,9 +67,16 @@ def test_reference_facts_in_words_or_the_reason_there_are_none():
     found = {"ship_date": pd.Timestamp("2013-12-02"), "proof_of_delivery_at": pd.Timestamp("2013-12-03T14:25Z"),
              "consignee_pickup_at": pd.NaT, "dangerous_goods": np.False_, "delivery_attempts": 2}
     facts, note = evidence.reference_facts(lambda _: found, "S-1")
-    assert note == "" and ("Ship date", "2013-12-02") in facts
-    assert ("Proof of delivery at", "2013-12-03 14:25 UTC") in facts and ("Dangerous goods", "no") in facts
-    assert ("Consignee pickup at", "—") in facts and ("Delivery attempts", "2") in facts
+    assert note == "" and ("ship_date", "Ship date", "2013-12-02") in facts
+    assert ("proof_of_delivery_at", "Proof of delivery at", "2013-12-03 14:25 UTC") in facts
+    assert ("dangerous_goods", "Dangerous goods declared", "no") in facts
+    assert ("consignee_pickup_at", "Consignee pickup at", "—") in facts
+    assert ("delivery_attempts", "Delivery attempts", "2") in facts
+    merged = evidence.merge_facts([("actual_arrival", "Actual arrival", evidence.MISSING)],
+                                  [("actual_arrival", "Arrived", "2013-12-02 19:05 UTC")] + facts,
+                                  evidence.recorded_facts({"delivery_attempts": 2.0, "pod_missing": 0.0}))
+    assert merged[0] == ("Actual arrival", "2013-12-02 19:05 UTC")
+    assert [w for w, _ in merged].count("Delivery attempts") == 1 and ("No proof of delivery on record", "no") in merged
     assert evidence.reference_facts(lambda _: None, "S-1")[1] == "no reference shipment facts for this shipment"
 
     def broken(_):

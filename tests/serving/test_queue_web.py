@@ -241,3 +241,30 @@ def test_a_shipment_case_shows_its_schedule_and_reasons_without_invoice_forms(tm
     held = client.get(f"/cases/{case_id}").text
     assert "Approve as billed" in held and "Dispute with the carrier" in held
     assert "Approve an adjusted amount" not in held and "Confirm the discrepancy class" not in held
+
+
+FACTS_CSV = (
+    "shipment_id,mode,carrier,origin,destination,distance_miles,ship_date,scheduled_departure,scheduled_arrival,"
+    "actual_departure,actual_arrival,cancelled,proof_of_delivery_at,pieces,actual_weight_kg,length_cm,width_cm,"
+    "height_cm,consignee_pickup_at,dwell_hours,dangerous_goods,delivery_attempts,requested_services\n"
+    "SHP-1,air,UA,EWR,ORD,719,2013-12-02,2013-12-02T14:00:00Z,2013-12-02T18:40:00Z,2013-12-02T14:05:00Z,"
+    "2013-12-02T19:05:00Z,false,2013-12-03T14:25:00Z,3,410,,,,2013-12-03T10:00:00Z,15,false,1,delivery\n")
+
+
+@pytest.mark.integration
+def test_reference_shipment_facts_come_from_the_feature_store(world, tmp_path):
+    from features.store import StoreSettings
+    from serving.web.evidence import feast_facts
+    from training.load_job import load_reference
+
+    (tmp_path / "facts.csv").write_text(FACTS_CSV)
+    runtime = world["runtime"]
+    runtime.store_settings = StoreSettings(repo_dir=tmp_path / "repo")
+    load_reference("shipments", tmp_path / "facts.csv", settings=runtime.store_settings)
+    client = _signed_in({**world, "app": create_web_app(lambda: runtime, secret_file=world["secret"],
+                                                        facts=feast_facts)})
+    page = client.get(f"/cases/{world['cases']['INV-OVER']}").text
+    facts = page[page.index('data-testid="shipment-facts"'):page.index("Service events")]
+    assert "Proof of delivery at</dt><dd>2013-12-03 14:25 UTC" in facts
+    assert "Consignee pickup at</dt><dd>2013-12-03 10:00 UTC" in facts and "Requested services" in facts
+    assert "Reference facts:" not in facts
