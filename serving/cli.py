@@ -15,14 +15,17 @@ from features.errors import TollgateError
 from serving.auth import Role, authenticate, create_key, has_any_key
 from serving.db import decisions
 from serving.runtime import build_runtime
-from training.cli import JsonFlag, _emit, _fail, app
+from training.cli import BENCH_SUITES, JsonFlag, _emit, _fail, app, err
 
 keys_app = typer.Typer(help="API keys (stored hashed; shown once).", no_args_is_help=True)
 policy_app = typer.Typer(help="Policies under maker-checker.", no_args_is_help=True)
 decisions_app = typer.Typer(help="The decision log, for auditors.", no_args_is_help=True)
+export_app = typer.Typer(help="Data sets made from the service's records.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 app.add_typer(policy_app, name="policy")
 app.add_typer(decisions_app, name="decisions")
+app.add_typer(export_app, name="export")
+BENCH_SUITES["reviews"] = "benchmarks.review_bench"
 
 AdminKey = Annotated[str, typer.Option("--key", envvar="TOLLGATE_API_KEY",
                                        help="Your admin API key (or TOLLGATE_API_KEY).")]
@@ -103,6 +106,25 @@ def decisions_export(since: Annotated[datetime, typer.Option(help="ISO date or t
             out.write(json.dumps(record, default=str) + "\n")
     if output:
         out.close()
+
+
+@export_app.command("labels")
+def export_labels(since: Annotated[datetime, typer.Option(help="ISO date or time (UTC if no offset).")],
+                  out: Annotated[Path | None, typer.Option(help="CSV or Parquet file; default: CSV on stdout.")] = None,
+                  as_json: JsonFlag = False) -> None:
+    """Reviewers' final invoice verdicts since a time, as labels for 'tollgate train invoice --with-feedback'."""
+    from serving.label_export import export_labels as write_labels
+
+    since = since if since.tzinfo else since.replace(tzinfo=UTC)
+    engine = build_runtime().engine
+    try:
+        result = write_labels(engine, since=since, out=out if out else sys.stdout)
+    except TollgateError as exc:
+        _fail(exc, as_json)
+    if out:
+        _emit({**result, "out": str(out)}, as_json, "labels exported")
+    else:
+        err.print(f"{result['labels']} labels ({result['skipped']} skipped)")
 
 
 __all__ = ["app"]

@@ -98,6 +98,7 @@ Index("ix_cases_status_carrier", review_cases.c.status, review_cases.c.carrier, 
 Index("ix_cases_status_lane", review_cases.c.status, review_cases.c.lane, review_cases.c.priority.desc())
 Index("ix_cases_status_class", review_cases.c.status, review_cases.c.predicted_class, review_cases.c.priority.desc())
 Index("ix_cases_status_sla", review_cases.c.status, review_cases.c.sla_due_at)
+Index("ix_cases_status_lease", review_cases.c.status, review_cases.c.lease_expires_at)
 Index("ix_cases_resolved", review_cases.c.resolved_at)
 
 case_events = Table(

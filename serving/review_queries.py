@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import and_, case, func, or_, select
+from sqlalchemy import and_, case, func, literal, or_, select
 from sqlalchemy.engine import Connection
 
 from features.errors import InvalidInput
@@ -18,9 +18,11 @@ from serving.db import case_events, case_resolutions, decisions, review_cases
 
 c = review_cases.c
 STATUSES = ("open", "available", "claimed", "awaiting_approval", "resolved", "unresolved", "all")
+UNRESOLVED = ("open", "available", "claimed", "awaiting_approval", "unresolved")
 SORTS = {"priority": c.priority, "sla_due_at": c.sla_due_at, "amount_at_risk": c.amount_at_risk,
          "created_at": c.created_at, "confidence": c.confidence}
 MAX_LIMIT = 200
+TOTAL_CAP = 1_000
 
 
 def aware(value: datetime | None) -> datetime | None:
@@ -93,7 +95,9 @@ def filters(*, now: datetime, queue=None, status="open", carrier=None, lane=None
     if amount_max is not None:
         where.append(c.amount_at_risk <= amount_max)
     if sla_breached is not None:
-        late = or_(and_(c.resolved_at.is_(None), c.sla_due_at < now), c.resolved_at > c.sla_due_at)
+        # Unresolved cases have no resolved_at: a plain range on sla_due_at (index ix_cases_status_sla).
+        late = c.sla_due_at < now if status in UNRESOLVED else or_(
+            and_(c.resolved_at.is_(None), c.sla_due_at < now), c.resolved_at > c.sla_due_at)
         where.append(late if sla_breached else ~late)
     return [w for w in where if w is not None]
 
@@ -108,6 +112,7 @@ def ordering(sort: str, descending: bool) -> list:
 
 
 def page(conn: Connection, *, where: list, order: list, limit: int, offset: int, now: datetime) -> dict:
+    """One page; ``total`` counts matches exactly up to TOTAL_CAP (then ``total_capped`` is true)."""
     if not 1 <= limit <= MAX_LIMIT:
         raise InvalidInput(f"limit: must be between 1 and {MAX_LIMIT}", field="limit")
     if offset < 0:
@@ -117,21 +122,24 @@ def page(conn: Connection, *, where: list, order: list, limit: int, offset: int,
     if offset == 0 and len(items) < limit:
         total = len(items)
     else:
-        total = conn.execute(select(func.count()).select_from(review_cases).where(*where)).scalar_one()
-    return {"items": items, "total": total, "limit": limit, "offset": offset}
+        matches = select(literal(1)).select_from(review_cases).where(*where).limit(TOTAL_CAP + 1).subquery()
+        total = conn.execute(select(func.count()).select_from(matches)).scalar_one()
+    return {"items": items, "total": min(total, TOTAL_CAP), "total_capped": total > TOTAL_CAP, "limit": limit,
+            "offset": offset}
 
 
 def counts(conn: Connection, *, queue: str | None, now: datetime) -> dict:
-    """Unresolved cases by state (and breached SLAs), for one queue or all."""
-    def n(condition):
-        return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
-
-    where = [c.status.in_(("open", "awaiting_approval"))] + ([c.queue == queue] if queue is not None else [])
-    live = and_(c.status == "open", c.claimed_by.is_not(None), c.lease_expires_at > now)
-    row = conn.execute(select(n(c.status == "open"), n(live), n(c.status == "awaiting_approval"),
-                              n(c.sla_due_at < now)).where(*where)).one()
-    return {"open": int(row[0]), "claimed": int(row[1]), "available": int(row[0]) - int(row[1]),
-            "awaiting_approval": int(row[2]), "sla_breached": int(row[3])}
+    """Unresolved cases by state (and breached SLAs), for one queue or all: one pass over an index."""
+    mine = [c.queue == queue] if queue is not None else []
+    by_status = conn.execute(
+        select(c.status, func.count(), func.coalesce(func.sum(case((c.sla_due_at < now, 1), else_=0)), 0))
+        .where(c.status.in_(("open", "awaiting_approval")), *mine).group_by(c.status)).all()
+    found = {status: (int(n), int(late)) for status, n, late in by_status}
+    claimed = conn.execute(select(func.count()).select_from(review_cases).where(
+        c.status == "open", c.lease_expires_at > now, c.claimed_by.is_not(None), *mine)).scalar_one()
+    open_, awaiting = found.get("open", (0, 0)), found.get("awaiting_approval", (0, 0))
+    return {"open": open_[0], "claimed": int(claimed), "available": open_[0] - int(claimed),
+            "awaiting_approval": awaiting[0], "sla_breached": open_[1] + awaiting[1]}
 
 
 def history(conn: Connection, case_id: str) -> list[dict]:

@@ -172,18 +172,23 @@ def bootstrap(as_json: JsonFlag = False) -> None:
     _emit(result, as_json, "bootstrap")
 
 
+BENCH_SUITES: dict[str, str] = {"training": "benchmarks.training_bench"}
+"""Suites of ``tollgate bench``: name → module whose ``run(step=...)`` returns the figures (serving adds its own)."""
+
+
 @app.command("bench")
 def bench(
-    suite: Annotated[str, typer.Option(help="Which benchmark: training.")] = "training",
+    suite: Annotated[str, typer.Option(help="Which benchmark: training | reviews.")] = "training",
     as_json: JsonFlag = False,
 ) -> None:
     """Measure speed targets (medians, same run); see benchmarks/."""
-    from benchmarks.training_bench import run as run_training_bench
+    import importlib
 
-    if suite != "training":
-        err.print(f"[bold red]error:[/] unknown suite '{suite}' (available: training)")
+    if suite not in BENCH_SUITES:
+        err.print(f"[bold red]error:[/] unknown suite '{suite}' (available: {', '.join(BENCH_SUITES)})")
         raise typer.Exit(code=2)
-    _emit(run_training_bench(step=_Steps(quiet=False)), as_json, "benchmark: training")
+    run = importlib.import_module(BENCH_SUITES[suite]).run
+    _emit(run(step=_Steps(quiet=False)), as_json, f"benchmark: {suite}")
 
 
 if __name__ == "__main__":

@@ -232,3 +232,15 @@ def test_confirmed_class_may_differ_from_the_model_and_invoice_only_verdicts_sta
     shipment_reviews.claim(case["case_id"], ANA)
     with pytest.raises(InvalidInput, match="invoice cases only"):
         shipment_reviews.resolve(case["case_id"], ANA, {"verdict": "confirm_class", "discrepancy": "duplicate"})
+
+
+def test_every_reason_code_and_verdict_is_documented():
+    from pathlib import Path
+
+    from serving.reviews import REASON_CODES, VERDICTS
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "review-workflow.md").read_text()
+    for code, meaning in REASON_CODES.items():
+        assert f"| `{code}` | {meaning} |" in text, code
+    for verdict in VERDICTS:
+        assert f"| `{verdict}` |" in text, verdict

@@ -101,16 +101,34 @@ def test_classification_metrics_and_split_rate_by_hand():
     np.testing.assert_allclose(recorded_amount_at_risk(recorded, totals), [0, 0, 0, 40, 500, 600])
 
 
+def _reviewed(tmp_path: Path, verdicts: list[tuple[str, dict]]) -> Path:
+    """Feedback the way it reaches training: cases resolved in the review queue, then `tollgate export labels`."""
+    from datetime import UTC, datetime
+
+    from serving.label_export import export_labels
+    from serving.reviews import ReviewService
+    from tests.serving.conftest import make_runtime
+    from tests.serving.review_factory import invoice_case, person
+
+    runtime = make_runtime(f"sqlite:///{tmp_path}/reviews.db", None)
+    reviews, ana = ReviewService(runtime.engine, policies=runtime.decisions.policies), person("k-ana")
+    for invoice_id, verdict in verdicts:
+        case_id = invoice_case(runtime.decisions, invoice_id, predicted="clean", p=0.8)
+        reviews.claim(case_id, ana)
+        reviews.resolve(case_id, ana, verdict)
+    path = tmp_path / "feedback.csv"
+    assert export_labels(runtime.engine, since=datetime(2000, 1, 1, tzinfo=UTC), out=path)["labels"] == len(verdicts)
+    return path
+
+
 @pytest.mark.slow
 def test_smoke_job_logs_registers_and_promotes(tmp_path, embedded_history):
     spec = load_invoice_spec("invoice_smoke")
     world, _ = load_invoice_world(spec, history=embedded_history)
     labels = world.labels.set_index("invoice_id")
     picked = labels.index[labels["discrepancy"] == "clean"][:2]
-    path = _feedback(tmp_path / "feedback.csv", [
-        *({"invoice_id": i, "discrepancy": "rate_overcharge", "verdict_source": "review_queue", "reviewer": "ana"}
-          for i in picked),
-        {"invoice_id": "XX0000001", "discrepancy": "clean", "verdict_source": "review_queue", "reviewer": "ana"}])
+    path = _reviewed(tmp_path, [*((i, {"verdict": "confirm_class", "discrepancy": "rate_overcharge"}) for i in picked),
+                                ("XX0000001", {"verdict": "approve_as_billed"})])
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     settings = StoreSettings(repo_dir=tmp_path / "feast")
     summary = run_invoice_job(spec, with_feedback=path, settings=settings, tracking_uri=uri)

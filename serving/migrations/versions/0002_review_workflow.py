@@ -30,6 +30,7 @@ INDEXES = {
     "ix_cases_status_lane": ["status", "lane", sa.text("priority DESC")],
     "ix_cases_status_class": ["status", "predicted_class", sa.text("priority DESC")],
     "ix_cases_status_sla": ["status", "sla_due_at"],
+    "ix_cases_status_lease": ["status", "lease_expires_at"],
     "ix_cases_resolved": ["resolved_at"],
 }
 
