@@ -114,7 +114,7 @@ class _Pages:
 
     # -- routes -----------------------------------------------------------------------------
     def router(self) -> APIRouter:
-        router = APIRouter()
+        router = APIRouter(include_in_schema=False)  # pages, not API: kept out of /docs
         router.add_api_route("/", self.queue, methods=["GET"], name="queue")
         router.add_api_route("/sign-in", self.sign_in_page, methods=["GET"], name="sign_in")
         router.add_api_route("/sign-in", self.sign_in, methods=["POST"])

@@ -92,22 +92,24 @@ def test_reviewer_claims_the_top_case_resolves_it_and_sees_it_in_the_history(ser
     page.goto(f"{base}/queue")
     assert page.url.endswith("/queue/sign-in")
     page.get_by_label("API key").fill(served["keys"]["reviewer"])
-    page.get_by_label("API key").press("Enter")  # a keyboard submits the form
-    page.wait_for_url(f"{base}/queue/")
+    with page.expect_navigation():
+        page.get_by_label("API key").press("Enter")  # a keyboard submits the form
+    assert page.url == f"{base}/queue/"
     assert page.get_by_test_id("reviewer-name").inner_text() == "Rita Reviewer"
 
     rows = page.locator("[data-testid=queue-table] tbody tr")
     assert rows.count() == 3
     top = rows.first
     assert "INV-OVER" in top.inner_text() and "$520.00" in top.inner_text()
-    top.get_by_role("link").click()
+    with page.expect_navigation():
+        top.get_by_role("link").click()
     assert page.get_by_role("heading", name="Invoice INV-OVER").is_visible()
     linehaul = page.get_by_test_id("charges").get_by_role("row", name=re.compile(r"^Linehaul"))
     assert "+$400.00 over" in linehaul.inner_text() and "diff" in linehaul.get_attribute("class")
 
-    claim = page.get_by_role("button", name="Claim this case")
-    claim.focus()
-    page.keyboard.press("Enter")
+    page.get_by_role("button", name="Claim this case").focus()
+    with page.expect_navigation():
+        page.keyboard.press("Enter")
     assert page.get_by_test_id("notice").inner_text() == "You hold this case now."
     assert "Claimed" in page.get_by_test_id("case-status").inner_text()
     assert "Rita Reviewer" in page.get_by_test_id("history").inner_text()
@@ -120,7 +122,8 @@ def test_reviewer_claims_the_top_case_resolves_it_and_sees_it_in_the_history(ser
     dispute.get_by_label("Amount disputed ($)").fill("493.00")
     dispute.get_by_label("Reason code").select_option("rate_not_per_contract")
     dispute.get_by_label("Note (optional)").fill("Linehaul billed at last year's rate")
-    dispute.get_by_role("button", name="Dispute").click()
+    with page.expect_navigation():
+        dispute.get_by_role("button", name="Dispute").click()
     assert page.get_by_test_id("notice").inner_text() == "Verdict recorded."
     assert page.get_by_test_id("case-status").inner_text() == "Resolved"
     history = page.get_by_test_id("history").inner_text()
@@ -128,10 +131,15 @@ def test_reviewer_claims_the_top_case_resolves_it_and_sees_it_in_the_history(ser
     assert history.count("Rita Reviewer") >= 2  # the claim and the verdict both carry her name
     page.screenshot(path=str(ARTIFACTS / "queue-case-resolved.png"), full_page=True)
 
-    page.get_by_role("link", name="Back to the queue").click()
+    with page.expect_navigation():
+        page.get_by_role("link", name="Back to the queue").click()
     remaining = page.locator("[data-testid=queue-table] tbody").inner_text()
     assert "INV-OVER" not in remaining and "INV-BIG" in remaining
     page.get_by_label("Status").select_option("resolved")
-    page.get_by_role("button", name="Apply filters").click()
+    with page.expect_navigation():
+        page.get_by_role("button", name="Apply filters").click()
+    assert "status=resolved" in page.url
     assert "INV-OVER" in page.locator("[data-testid=queue-table] tbody").inner_text()
     assert shot.stat().st_size > 10_000
+    paths = httpx.get(f"{base}/docs.json", timeout=10).json()["paths"]
+    assert "/v1/reviews" in paths and not any(p.startswith("/queue") for p in paths)  # pages stay out of the API docs

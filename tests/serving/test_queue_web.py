@@ -8,6 +8,7 @@ import stat
 
 import pytest
 from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
 from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 
@@ -92,6 +93,7 @@ def test_mounted_at_queue_the_links_and_cookie_path_carry_the_prefix(world):
                     follow_redirects=False)
     assert r.headers["location"] == "/queue/"
     assert 'href="/queue/cases/' in client.get("/queue/").text
+    assert get_openapi(title="queue", version="1", routes=world["app"].routes)["paths"] == {}  # not in /docs
 
 
 def test_forms_without_the_session_token_are_refused_and_change_nothing(world):
