@@ -59,7 +59,7 @@ def item(row, now: datetime) -> dict:
         "subject_amount": row["subject_amount"], "carrier": row["carrier"], "lane": row["lane"],
         "predicted_class": row["predicted_class"], "confidence": row["confidence"],
         "needs_second_approval": bool(row["needs_second_approval"]), "sla_due_at": iso(due),
-        "sla_breached": (resolved or now) > due, "sla_seconds_left": round((due - now).total_seconds(), 1),
+        "sla_breached": (resolved or now) > due, "sla_seconds_left": None if resolved else round((due - now).total_seconds(), 1),
         "claimed_by": row["claimed_by_name"] if held else None, "claimed_by_key": row["claimed_by"] if held else None,
         "lease_expires_at": iso(row["lease_expires_at"]) if held else None, "created_at": iso(row["created_at"]),
         "resolved_at": iso(resolved), "approved_by": row["approved_by"], "version": row["version"],

@@ -178,22 +178,23 @@ class ReviewService:
         _require(actor, REVIEW_ROLES, "resolve a case")
         parsed = parse_verdict(verdict)
         digest, now = _digest(actor, parsed), self.clock()
+        with self.engine.connect() as conn:  # read, then decide with no connection held (policies read their own)
+            row = self._row(conn, case_id, with_decision=True)
+        if row["status"] != "open":
+            return self._replay(case_id, digest, idempotency_key)
+        self._check_holder(row, actor, now)
+        billed = row["subject_amount"] if row["kind"] == "invoice" else None
+        check_against_case(parsed, kind=row["kind"], billed=billed, predicted=row["predicted_class"])
+        four_eyes = needs_second_approval(row["subject_amount"], self._high_value(row["policy_id"]))
+        resolution = self._resolution_row(row, actor, parsed, now=now, digest=digest, key=idempotency_key,
+                                          four_eyes=four_eyes)
+        status = "awaiting_approval" if four_eyes else "resolved"
+        events = [("resolved", status, {"resolution_id": resolution["resolution_id"],
+                                        **parsed.model_dump(mode="json", exclude_none=True),
+                                        "needs_second_approval": four_eyes})]
+        events += [] if four_eyes else self._effects(row, parsed)
         try:
-            with self._transaction() as conn:
-                row = self._row(conn, case_id, with_decision=True)
-                if row["status"] != "open":
-                    raise _Lost
-                self._check_holder(row, actor, now)
-                billed = row["subject_amount"] if row["kind"] == "invoice" else None
-                check_against_case(parsed, kind=row["kind"], billed=billed, predicted=row["predicted_class"])
-                four_eyes = needs_second_approval(row["subject_amount"], self._high_value(row["policy_id"]))
-                resolution = self._resolution_row(row, actor, parsed, now=now, digest=digest, key=idempotency_key,
-                                                  four_eyes=four_eyes)
-                status = "awaiting_approval" if four_eyes else "resolved"
-                events = [("resolved", status, {"resolution_id": resolution["resolution_id"],
-                                                **parsed.model_dump(mode="json", exclude_none=True),
-                                                "needs_second_approval": four_eyes})]
-                events += [] if four_eyes else self._effects(row, parsed)
+            with self._transaction() as conn:  # compare-and-set: fails if the case changed since it was read
                 after = self._change(conn, row, actor, now, events, rows=[(case_resolutions, resolution)],
                                      status=status, needs_second_approval=four_eyes, claimed_by=None,
                                      claimed_by_name=None, lease_expires_at=None,

@@ -8,6 +8,7 @@ import threading
 import time
 from collections import Counter
 
+import pytest
 from sqlalchemy import func, select
 
 from serving.db import case_events, case_resolutions, review_cases
@@ -16,6 +17,7 @@ from tests.serving.conftest import make_runtime
 from tests.serving.review_factory import invoice_case, person
 
 CASES, THREADS = 500, 20
+pytestmark = pytest.mark.timeout(600)  # a stall (e.g. an exhausted connection pool) fails instead of hanging
 
 
 def _work(reviews: ReviewService, i: int, claims: list, steals: list, errors: list) -> None:
