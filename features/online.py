@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pandas as pd
 from feast import FeatureStore
 from feast.protos.feast.types.EntityKey_pb2 import EntityKey as EntityKeyProto
@@ -42,18 +43,27 @@ class OnlineReader:
         self.online = store._get_provider().online_store  # noqa: SLF001 - the configured online store
         self.columns = [name for _, _, names in self.views for name in names]
 
-    def read(self, entity_rows: list[dict[str, str]]) -> pd.DataFrame:
-        """One row per entity row, columns in FeatureService order."""
-        out: dict[str, list[float]] = {}
+    def values(self, entity_rows: list[dict[str, str]]) -> np.ndarray:
+        """One row per entity row, one column per feature (``self.columns`` order); NaN where missing."""
+        out = np.full((len(entity_rows), len(self.columns)), np.nan)
+        column = 0
         try:
             for view, keys, names in self.views:
                 entity_keys = [EntityKeyProto(join_keys=keys, entity_values=[
                     ValueProto(string_val=str(row[k])) for k in keys]) for row in entity_rows]
-                found = self.online.online_read(self.store.config, view, entity_keys, names)
-                for name in names:
-                    out[name] = [_number(values.get(name)) if values else math.nan for _, values in found]
+                # a copy: Feast's Redis store appends its timestamp field to the list it is given
+                found = self.online.online_read(self.store.config, view, entity_keys, list(names))
+                for i, (_, values) in enumerate(found):
+                    if values:
+                        for j, name in enumerate(names):
+                            out[i, column + j] = _number(values.get(name))
+                column += len(names)
         except KeyError as exc:
             raise FeaturesUnavailable(f"entity row lacks key {exc}") from exc
         except Exception as exc:  # noqa: BLE001 - any backend failure means the features are unavailable
             raise FeaturesUnavailable(f"online store read failed: {exc}") from exc
-        return pd.DataFrame(out, columns=self.columns)
+        return out
+
+    def read(self, entity_rows: list[dict[str, str]]) -> pd.DataFrame:
+        """One row per entity row, columns in FeatureService order."""
+        return pd.DataFrame(self.values(entity_rows), columns=self.columns)

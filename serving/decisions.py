@@ -12,10 +12,11 @@ import json
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
 import pandas as pd
 from sqlalchemy import insert, select
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
 from features.errors import FeaturesUnavailable, ModelUnavailable, TollgateError
@@ -38,16 +39,6 @@ def request_hash(payload: dict) -> str:
 
 def idempotency_key(kind: str, subject_id: str, digest: str, header: str | None) -> str:
     return f"key:{header}" if header else f"{kind}:{subject_id}:{digest}"
-
-
-def _shipment_frame(requests: list[ShipmentIn]) -> pd.DataFrame:
-    rows = [r.model_dump() for r in requests]
-    frame = pd.DataFrame(rows)
-    for col in ("scheduled_departure", "scheduled_arrival"):
-        frame[col] = pd.to_datetime(frame[col], utc=True)
-    frame["distance_miles"] = frame["distance_miles"].astype(float)
-    frame["equipment_id"] = frame["equipment_id"].astype("string")
-    return frame
 
 
 def decision_fields(decision, *, kind: str, subject_id: str, reasons: list, scorer, degraded_reason: str | None,
@@ -84,6 +75,22 @@ class DecisionService:
             raise Conflict("Idempotency-Key was already used with a different payload")
         return row[1]
 
+    def existing_many(self, keys: list[str], digests: list[str]) -> list[dict | None]:
+        """:meth:`existing` for many keys in one query (a batch, or a single decision)."""
+        found: dict[str, tuple[str, dict]] = {}
+        with self.engine.connect() as conn:
+            for start in range(0, len(keys), 500):
+                chunk = keys[start:start + 500]
+                query = select(decisions.c.idempotency_key, decisions.c.request_hash, decisions.c.response).where(
+                    decisions.c.idempotency_key.in_(chunk))
+                found |= {k: (h, r) for k, h, r in conn.execute(query)}
+        out = []
+        for key, digest in zip(keys, digests, strict=True):
+            if key in found and found[key][0] != digest:
+                raise Conflict("Idempotency-Key was already used with a different payload")
+            out.append(found[key][1] if key in found else None)
+        return out
+
     # -- shipments --------------------------------------------------------------------------
     def decide_shipments(self, requests: list[ShipmentIn], *, header_key: str | None = None,
                          caller: str | None = None) -> list[dict]:
@@ -91,23 +98,21 @@ class DecisionService:
         digests = [request_hash(r.model_dump(mode="json")) for r in requests]
         keys = [idempotency_key("shipment", r.shipment_id, d, f"{header_key}:{i}" if header_key and len(
             requests) > 1 else header_key) for i, (r, d) in enumerate(zip(requests, digests, strict=True))]
-        done = [self.existing(k, d) for k, d in zip(keys, digests, strict=True)]
+        done = self.existing_many(keys, digests)
         todo = [i for i, d in enumerate(done) if d is None]
         if todo:
             fresh = self._score_and_decide([requests[i] for i in todo])
-            for i in todo:
-                record_schedule(self.engine, requests[i].model_dump(mode="json"))
-            for i, response in zip(todo, fresh, strict=True):
-                done[i] = self._record(kind="shipment", subject_id=requests[i].shipment_id, key=keys[i],
-                                       digest=digests[i], request=requests[i].model_dump(mode="json"),
-                                       response=response, caller=caller)
+            items = [{"key": keys[i], "digest": digests[i], "request": requests[i].model_dump(mode="json"),
+                      "response": response} for i, response in zip(todo, fresh, strict=True)]
+            for i, recorded in zip(todo, self._record_shipments(items, caller=caller), strict=True):
+                done[i] = recorded
         return done
 
     def _score_and_decide(self, requests: list[ShipmentIn]) -> list[dict]:
         policy = self.policies.get("delay")
         try:
             scorer = self._delay_scorer()
-            scores = scorer.score(_shipment_frame(requests), explain=True, reroute=True)
+            scores = scorer.score([r.model_dump() for r in requests], explain=True, reroute=True)
         except (ModelUnavailable, FeaturesUnavailable) as exc:
             reason = "model_unavailable" if isinstance(exc, ModelUnavailable) else "features_unavailable"
             return [self._degraded_shipment(policy, r, reason) for r in requests]
@@ -121,7 +126,7 @@ class DecisionService:
                                  "alternatives": [a for a in alternatives if a["gain"] > 0][:3]}}
             decision = decide(policy, facts)
             out.append(self._response(decision, request, p=p, reasons=scores.reasons[i],
-                                      features=scores.features.iloc[i].to_dict(), scorer=scorer,
+                                      features=scores.features[i], scorer=scorer,
                                       features_missing=scores.features_missing[i]))
         return out
 
@@ -141,8 +146,9 @@ class DecisionService:
         return body
 
     # -- recording --------------------------------------------------------------------------
-    def _record(self, *, kind: str, subject_id: str, key: str, digest: str, request: dict, response: dict,
-                caller: str | None, lane: str | None = None) -> dict:
+    def _rows(self, *, kind: str, subject_id: str, key: str, digest: str, request: dict, response: dict,
+              caller: str | None, lane: str | None = None) -> tuple[dict, list[dict], list[dict]]:
+        """The decision log row, its review cases and their first history rows."""
         features = response.pop("_features", {})
         row = {"decision_id": response["decision_id"], "kind": kind, "subject_id": subject_id,
                "idempotency_key": key, "request_hash": digest, "request": request, "response": response,
@@ -152,12 +158,25 @@ class DecisionService:
                "degraded": response["degraded"], "caller": caller,
                "created_at": datetime.fromisoformat(response["created_at"])}
         cases = self._cases(kind, subject_id, request=request, response=response, lane=lane)
+        return row, cases, [created_event(case, caller=caller) for case in cases]
+
+    @staticmethod
+    def _write(conn: Connection, rows: list[dict], cases: list[dict], events: list[dict]) -> None:
+        conn.execute(insert(decisions), rows)
+        if cases:
+            conn.execute(insert(review_cases), cases)
+            conn.execute(insert(case_events), events)
+
+    def _record(self, *, kind: str, subject_id: str, key: str, digest: str, request: dict, response: dict,
+                caller: str | None, lane: str | None = None, also: Callable[[Connection], None] | None = None) -> dict:
+        """Append the decision (and its review case) in one transaction; ``also`` writes more in it."""
+        row, cases, events = self._rows(kind=kind, subject_id=subject_id, key=key, digest=digest, request=request,
+                                        response=response, caller=caller, lane=lane)
         try:
             with self.engine.begin() as conn:
-                conn.execute(insert(decisions).values(**row))
-                for case in cases:
-                    conn.execute(insert(review_cases).values(**case))
-                    conn.execute(insert(case_events).values(**created_event(case, caller=caller)))
+                if also is not None:
+                    also(conn)
+                self._write(conn, [row], cases, events)
         except IntegrityError:
             # Another process recorded the same request first: return its decision.
             existing = self.existing(key, digest)
@@ -165,6 +184,29 @@ class DecisionService:
                 raise
             return existing
         return response
+
+    def _record_shipments(self, items: list[dict], *, caller: str | None) -> list[dict]:
+        """A batch's fresh decisions in one transaction (schedules, decisions, cases). Should any of them
+        have been recorded meanwhile by another process, each is recorded on its own instead, so that
+        one returns the decision recorded first."""
+        built = [self._rows(kind="shipment", subject_id=i["request"]["shipment_id"], key=i["key"],
+                            digest=i["digest"], request=i["request"], response=i["response"], caller=caller)
+                 for i in items]
+        try:
+            with self.engine.begin() as conn:
+                for item in items:
+                    record_schedule(conn, shipment=item["request"])
+                self._write(conn, [b[0] for b in built], [c for b in built for c in b[1]],
+                            [e for b in built for e in b[2]])
+        except IntegrityError:
+            out = []
+            for item, (row, _, _) in zip(items, built, strict=True):
+                response = {**item["response"], "_features": row["features"]}
+                out.append(self._record(kind="shipment", subject_id=row["subject_id"], key=item["key"],
+                                        digest=item["digest"], request=item["request"], response=response,
+                                        caller=caller, also=partial(record_schedule, shipment=item["request"])))
+            return out
+        return [item["response"] for item in items]
 
     def _cases(self, kind: str, subject_id: str, *, request: dict, response: dict, lane: str | None) -> list[dict]:
         reviews = [a for a in response["actions"] if a["type"] == "enqueue_review"][:1]

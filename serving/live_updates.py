@@ -13,7 +13,9 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pandas as pd
 from sqlalchemy import insert, select, update
-from sqlalchemy.engine import Engine
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
 from features.errors import InvalidInput
@@ -30,16 +32,29 @@ from features.transforms import carrier_origin_key
 from serving.db import events, movements
 from serving.schemas import EventIn, EventType
 
-def record_schedule(engine: Engine, shipment: dict) -> None:
-    """Remember a decided shipment's schedule (it counts as 'not yet departed' until it departs)."""
+_UPSERT = {"sqlite": sqlite_insert, "postgresql": pg_insert}
+
+
+def _utc(stamp: datetime) -> datetime:
+    """Instants are stored in UTC: SQLite keeps no offset, so 14:00-05:00 would read back as 14:00."""
+    return stamp.astimezone(UTC)
+
+
+def record_schedule(conn: Connection, *, shipment: dict) -> None:
+    """Remember a decided shipment's schedule (it counts as 'not yet departed' until it departs), in the
+    caller's transaction; a shipment already known is left as it is (insert if absent, so a concurrent
+    decision for the same shipment neither fails nor aborts the transaction)."""
     row = {k: shipment.get(k) for k in ("shipment_id", "carrier", "origin", "destination")}
-    row |= {"scheduled_departure": pd.Timestamp(shipment["scheduled_departure"]).to_pydatetime(),
-            "scheduled_arrival": pd.Timestamp(shipment["scheduled_arrival"]).to_pydatetime()}
-    try:
-        with engine.begin() as conn:
+    row |= {k: _utc(datetime.fromisoformat(shipment[k])) for k in ("scheduled_departure", "scheduled_arrival")}
+    upsert = _UPSERT.get(conn.dialect.name)
+    if upsert is not None:
+        conn.execute(upsert(movements).values(**row).on_conflict_do_nothing(index_elements=["shipment_id"]))
+        return
+    try:  # another database: a savepoint keeps a duplicate from aborting the decision's transaction
+        with conn.begin_nested():
             conn.execute(insert(movements).values(**row))
     except IntegrityError:
-        pass  # already known
+        pass
 
 
 def _apply(conn, event: EventIn) -> None:
@@ -52,11 +67,11 @@ def _apply(conn, event: EventIn) -> None:
                                field=missing[0])
         conn.execute(insert(movements).values(
             shipment_id=event.shipment_id, carrier=event.carrier, origin=event.origin,
-            destination=event.destination, scheduled_departure=event.scheduled_at))
+            destination=event.destination, scheduled_departure=_utc(event.scheduled_at)))
     column = {EventType.DEPARTED: "actual_departure", EventType.ARRIVED: "actual_arrival"}.get(event.type)
     if column:
         conn.execute(update(movements).where(movements.c.shipment_id == event.shipment_id)
-                     .values(**{column: event.occurred_at}))
+                     .values(**{column: _utc(event.occurred_at)}))
 
 
 def record_event(engine: Engine, event: EventIn) -> bool:
@@ -64,7 +79,7 @@ def record_event(engine: Engine, event: EventIn) -> bool:
     try:
         with engine.begin() as conn:
             conn.execute(insert(events).values(event_id=event.event_id, type=event.type.value,
-                                               shipment_id=event.shipment_id, occurred_at=event.occurred_at,
+                                               shipment_id=event.shipment_id, occurred_at=_utc(event.occurred_at),
                                                payload=event.model_dump(mode="json"), received_at=datetime.now(UTC)))
             _apply(conn, event)
     except IntegrityError:

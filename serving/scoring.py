@@ -5,15 +5,15 @@ The scorer owns no business rule: it turns a request into scores and reasons; th
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-import pandas as pd
 
-from features.online import OnlineReader
-from features.assemble import LOOKED_UP, model_frame
+from features.assemble import LOOKED_UP, entity_keys, model_columns
 from features.errors import FeaturesUnavailable, ModelUnavailable
-from features.transforms import carrier_origin_key, entity_frame, lane_key
+from features.online import OnlineReader
 
 TRAILING = ("carrier_volume_30d", "lane_volume_30d")
 
@@ -47,7 +47,7 @@ def load_champion(model_name: str, tracking_uri: str) -> LoadedModel:
 class DelayScores:
     p_late: np.ndarray
     reasons: list[list[dict]]
-    features: pd.DataFrame
+    features: list[dict]
     features_missing: list[bool]
     alternatives: list[list[dict]] = field(default_factory=list)
 
@@ -56,59 +56,90 @@ def risk_band(p: float) -> str:
     return "high" if p >= 0.5 else "elevated" if p >= 0.3 else "low"
 
 
+def _plain(value: object) -> object:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    if isinstance(value, (np.floating, np.integer)):
+        value = value.item()
+        return None if isinstance(value, float) and math.isnan(value) else value
+    return value
+
+
 class DelayScorer:
-    """Scores shipments with the champion delay model and Feast's online store."""
+    """Scores shipments with the champion delay model and Feast's online store.
+
+    The hot path works on plain rows and numpy arrays: :func:`features.assemble.model_columns` builds
+    the model's inputs (the same values as the training frame, tested), the trees are asked directly
+    (one thread: the service runs one worker per core) and only the model's fitted state is used —
+    ``features_``, ``vocab_``, ``booster_``, ``calibrator_`` — so a champion logged by an earlier version
+    of ``models/`` scores the same way.
+    """
 
     def __init__(self, model: LoadedModel, store, lane_carriers: dict[str, list[str]]) -> None:
         self.model, self.store, self.lane_carriers = model, store, lane_carriers
         self.reader = OnlineReader(store, model.feature_service)
+        self._prepare()
 
-    def _lookup(self, shipments: pd.DataFrame) -> pd.DataFrame:
-        entities = entity_frame(shipments).drop(columns=["shipment_id", "event_timestamp"])
-        online = self.reader.read(entities.to_dict("records"))
-        missing = [c for c in LOOKED_UP if c not in online.columns]
+    def _prepare(self) -> None:
+        inner = self.model.model
+        order = {name: j for j, name in enumerate(self.reader.columns)}
+        missing = [c for c in LOOKED_UP if c not in order]
         if missing:
-            raise FeaturesUnavailable(f"online store lacks feature(s) {missing}")
-        return online[LOOKED_UP].astype(float)
+            raise FeaturesUnavailable(f"FeatureService {self.model.feature_service} lacks feature(s) {missing}")
+        self._take = np.array([order[c] for c in LOOKED_UP])
+        self._trailing = [LOOKED_UP.index(c) for c in TRAILING]
+        self._codes = {name: {value: float(i) for i, value in enumerate(values)}
+                       for name, values in inner.vocab_.items()}
 
-    def score(self, shipments: pd.DataFrame, *, explain: bool = True, reroute: bool = True) -> DelayScores:
-        """Score the shipments and, in the same pass, every alternative carrier on their lanes."""
-        shipments = shipments.reset_index(drop=True)
-        variants, owners = self._variants(shipments) if reroute else (shipments.iloc[0:0], [])
-        combined = pd.concat([shipments, variants], ignore_index=True) if len(variants) else shipments
-        looked_up = self._lookup(combined)
-        frame = model_frame(combined, looked_up)
-        p_all = self.model.model.predict_proba(frame)
-        n = len(shipments)
-        p, own = p_all[:n], frame.iloc[:n]
-        reasons = ([[r.__dict__ for r in row] for row in self.model.model.explain(own, top=5)]
-                   if explain else [[] for _ in range(n)])
-        missing = looked_up[list(TRAILING)].iloc[:n].isna().any(axis=1).tolist()
-        scores = DelayScores(p, reasons, own, missing)
+    def _lookup(self, rows: list[dict]) -> np.ndarray:
+        """Looked-up features, one row per shipment, ``LOOKED_UP`` order."""
+        return self.reader.values([entity_keys(r) for r in rows])[:, self._take]
+
+    def _matrix(self, columns: dict) -> np.ndarray:
+        names = self.model.model.features_
+        n = len(columns["carrier"])
+        x = np.empty((n, len(names)), dtype=float)
+        for j, name in enumerate(names):
+            codes = self._codes.get(name)
+            x[:, j] = [codes.get(str(v), math.nan) for v in columns[name]] if codes is not None else columns[name]
+        return x
+
+    def score(self, shipments: Sequence[Mapping], *, explain: bool = True, reroute: bool = True) -> DelayScores:
+        """Score the shipments (request fields as mappings) and, in the same pass, every alternative
+        carrier on their lanes."""
+        rows, owners = list(shipments), []
         if reroute:
-            scores.alternatives = self._ranked(variants, p_all[n:], owners, p)
+            for i, shipment in enumerate(shipments):
+                for carrier in self.lane_carriers.get(f"{shipment['origin']}-{shipment['destination']}", []):
+                    if carrier != shipment["carrier"]:
+                        rows.append({**shipment, "carrier": carrier})
+                        owners.append(i)
+        looked_up = self._lookup(rows)
+        columns = model_columns(rows, looked_up)
+        x = self._matrix(columns)
+        inner = self.model.model
+        p_all = inner.calibrator_.transform(inner.booster_.predict(x, num_threads=1))
+        n = len(shipments)
+        names = inner.features_
+        features = [{name: _plain(columns[name][i]) for name in names} for i in range(n)]
+        reasons: list[list[dict]] = [[] for _ in range(n)]
+        if explain:
+            contrib = inner.booster_.predict(x[:n], pred_contrib=True, num_threads=1)[:, :-1]
+            for i, values in enumerate(contrib):
+                top = np.argsort(-np.abs(values))[:5]
+                reasons[i] = [{"feature": names[j], "value": features[i][names[j]],
+                               "contribution": float(values[j])} for j in top]
+        missing = np.isnan(looked_up[:n, self._trailing]).any(axis=1).tolist()
+        scores = DelayScores(p_all[:n], reasons, features, missing)
+        if reroute:
+            scores.alternatives = self._ranked([r["carrier"] for r in rows[n:]], p_all[n:], owners, p_all[:n])
         return scores
 
-    def _variants(self, shipments: pd.DataFrame) -> tuple[pd.DataFrame, list[int]]:
-        """The same shipments with each other carrier that serves their lane."""
-        rows, owners = [], []
-        lanes = lane_key(shipments["origin"], shipments["destination"])
-        for i, lane in enumerate(lanes):
-            for carrier in self.lane_carriers.get(lane, []):
-                if carrier != shipments.at[i, "carrier"]:
-                    rows.append(shipments.iloc[[i]].assign(carrier=carrier))
-                    owners.append(i)
-        if not rows:
-            return shipments.iloc[0:0], []
-        variants = pd.concat(rows, ignore_index=True)
-        variants["carrier_origin"] = carrier_origin_key(variants["carrier"], variants["origin"])
-        return variants, owners
-
     @staticmethod
-    def _ranked(variants: pd.DataFrame, p_alt, owners: list[int], p) -> list[list[dict]]:
+    def _ranked(carriers: list[str], p_alt, owners: list[int], p) -> list[list[dict]]:
         """Alternatives per shipment, scored for that very shipment, least risky first."""
         out: list[list[dict]] = [[] for _ in range(len(p))]
-        for carrier, value, owner in zip(variants["carrier"] if len(variants) else [], p_alt, owners, strict=False):
+        for carrier, value, owner in zip(carriers, p_alt, owners, strict=True):
             out[owner].append({"carrier": carrier, "p_late": round(float(value), 4),
                                "gain": round(float(p[owner]) - float(value), 4)})
         return [sorted(alts, key=lambda a: a["p_late"]) for alts in out]

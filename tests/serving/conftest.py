@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
@@ -27,18 +26,18 @@ class StubDelayScorer:
         self.model = LoadedModel("delay_risk", "7", "delay_risk_v1", None)
         self.calls = 0
 
-    def score(self, shipments: pd.DataFrame, *, explain=True, reroute=True) -> DelayScores:
+    def score(self, shipments: list[dict], *, explain=True, reroute=True) -> DelayScores:
         self.calls += 1
         if self.fail:
             raise self.fail
-        p = np.array([self.risk.get(c, 0.2) for c in shipments["carrier"]])
+        carriers = [s["carrier"] for s in shipments]
+        p = np.array([self.risk.get(c, 0.2) for c in carriers])
         reasons = [[{"feature": "origin_live_undeparted_120m", "value": 9.0, "contribution": 0.8}]] * len(p)
-        frame = pd.DataFrame({"carrier_volume_30d": [np.nan if c not in self.risk else 40.0
-                                                     for c in shipments["carrier"]]})
+        features = [{"carrier_volume_30d": None if c not in self.risk else 40.0} for c in carriers]
         alternatives = [[{"carrier": c, "p_late": v, "gain": round(float(p[i]) - v, 4)}
                          for c, v in sorted(self.risk.items(), key=lambda kv: kv[1]) if c != carrier]
-                        for i, carrier in enumerate(shipments["carrier"])]
-        return DelayScores(p, reasons, frame, [c not in self.risk for c in shipments["carrier"]], alternatives)
+                        for i, carrier in enumerate(carriers)]
+        return DelayScores(p, reasons, features, [c not in self.risk for c in carriers], alternatives)
 
 
 def make_runtime(url: str, scorer) -> Runtime:

@@ -66,15 +66,18 @@ def test_cases_from_before_the_review_workflow_are_backfilled(database_url):
     scores = {"probabilities": {"duplicate": 0.8, "clean": 0.2}, "predicted_class": "duplicate", "amount_at_risk": 640.0}
     response = {"scores": scores, "actions": [{"type": "enqueue_review", "params": {
         "queue": "freight-audit", "priority": "high", "amount_at_risk": 640.0}}]}
+    # Instants typed, so SQLAlchemy stores them as the real tables do (untyped, sqlite3 would use whatever
+    # datetime adapter the process registered: Feast's stores epoch seconds).
+    instant = sa.DateTime(timezone=True)
     old_decisions = sa.table("decisions", *(sa.column(c) for c in (
         "decision_id", "kind", "subject_id", "idempotency_key", "request_hash", "outcome", "policy_id",
-        "policy_version", "degraded", "caller", "created_at")), *(sa.column(c, sa.JSON()) for c in (
+        "policy_version", "degraded", "caller")), sa.column("created_at", instant), *(sa.column(c, sa.JSON()) for c in (
             "request", "response", "features")))
     old_cases = sa.table("review_cases", *(sa.column(c) for c in (
         "case_id", "decision_id", "kind", "subject_id", "queue", "priority", "priority_label", "reason",
-        "amount_at_risk", "status", "sla_due_at", "created_at")))
+        "amount_at_risk", "status")), sa.column("sla_due_at", instant), sa.column("created_at", instant))
     movements = sa.table("movements", *(sa.column(c) for c in (
-        "shipment_id", "carrier", "origin", "destination", "scheduled_departure")))
+        "shipment_id", "carrier", "origin", "destination")), sa.column("scheduled_departure", instant))
     with engine.begin() as conn:
         conn.execute(sa.insert(old_decisions).values(
             decision_id="d1", kind="invoice", subject_id="INV-9", idempotency_key="k", request_hash="h",

@@ -1,10 +1,8 @@
 """DelayScorer: alternatives are the lane's other carriers, scored for the very same shipment."""
 
 import numpy as np
-import pandas as pd
 
 from features.assemble import LOOKED_UP
-from serving.decisions import _shipment_frame
 from serving.schemas import ShipmentIn
 from serving.scoring import DelayScorer, LoadedModel
 from tests.serving.conftest import SHIPMENT
@@ -12,36 +10,55 @@ from tests.serving.conftest import SHIPMENT
 RISK = {"AA": 0.7, "DL": 0.2, "UA": 0.4, "B6": 0.5}
 
 
-class CarrierModel:
+class CarrierBooster:
     """Risk by carrier, plus a little for distance: shows the alternatives keep the shipment's own facts."""
 
-    def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
-        return np.array([RISK[c] for c in frame["carrier"]]) + frame["distance_miles"].to_numpy() / 1e5
+    def predict(self, x: np.ndarray, pred_contrib: bool = False, num_threads: int = 0) -> np.ndarray:
+        assert num_threads == 1  # the service runs one worker per core
+        if pred_contrib:
+            return np.zeros((len(x), x.shape[1] + 1))
+        carriers = np.array([RISK[c] for c in CarrierModel.vocab_["carrier"]])
+        return carriers[x[:, 0].astype(int)] + x[:, 1] / 1e5
 
-    def explain(self, frame, top=5):
-        return [[] for _ in range(len(frame))]
+
+class Identity:
+    def transform(self, raw):
+        return raw
+
+
+class CarrierModel:
+    features_ = ["carrier", "distance_miles", "carrier_volume_30d"]
+    vocab_ = {"carrier": sorted(RISK)}
+    booster_, calibrator_ = CarrierBooster(), Identity()
 
 
 class NanReader:
+    columns = list(reversed(LOOKED_UP))  # the scorer reorders what the FeatureService returns
+
     def __init__(self):
         self.calls = []
 
-    def read(self, rows):
+    def values(self, rows):
         self.calls.append(rows)
-        return pd.DataFrame({c: [np.nan] * len(rows) for c in LOOKED_UP})
+        return np.full((len(rows), len(self.columns)), np.nan)
 
 
 def _scorer(lanes) -> DelayScorer:
     scorer = DelayScorer.__new__(DelayScorer)
     scorer.model = LoadedModel("delay_risk", "1", "delay_risk_v1", CarrierModel())
     scorer.lane_carriers, scorer.reader, scorer.store = lanes, NanReader(), None
+    scorer._prepare()
     return scorer
+
+
+def _rows(*shipments: dict) -> list[dict]:
+    return [ShipmentIn(**s).model_dump() for s in shipments]
 
 
 def test_alternatives_ranked_per_shipment_in_one_pass():
     scorer = _scorer({"JFK-LAX": ["AA", "B6", "DL", "UA"], "EWR-ORD": ["UA", "AA"]})
-    shipments = _shipment_frame([ShipmentIn(**SHIPMENT), ShipmentIn(**{**SHIPMENT, "shipment_id": "S-2",
-                                 "origin": "EWR", "destination": "ORD", "carrier": "UA", "distance_miles": 719})])
+    shipments = _rows(SHIPMENT, {**SHIPMENT, "shipment_id": "S-2", "origin": "EWR", "destination": "ORD",
+                                  "carrier": "UA", "distance_miles": 719})
     scores = scorer.score(shipments)
     assert len(scorer.reader.calls) == 1 and len(scorer.reader.calls[0]) == 2 + 3 + 1
     first, second = scores.alternatives
@@ -53,5 +70,5 @@ def test_alternatives_ranked_per_shipment_in_one_pass():
 
 def test_lane_without_other_carriers_has_no_alternatives():
     scorer = _scorer({})
-    scores = scorer.score(_shipment_frame([ShipmentIn(**SHIPMENT)]))
+    scores = scorer.score(_rows(SHIPMENT))
     assert scores.alternatives == [[]] and scores.features_missing == [True]

@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 from features.errors import FeaturesUnavailable, ModelUnavailable
 from serving.app import create_app
 from serving.auth import Role
-from serving.db import decisions, review_cases
+from serving.db import decisions, movements, review_cases
 from tests.serving.conftest import SHIPMENT, StubDelayScorer, make_runtime
 from fastapi.testclient import TestClient
 
@@ -112,6 +112,22 @@ def test_batch_decides_every_shipment(api):
     outcomes = [d["outcome"] for d in r.json()["decisions"]]
     assert outcomes == ["hold", "approve", "approve", "approve"]
     assert _count(api.runtime, decisions) == 4
+
+
+def test_batch_repeating_a_shipment_and_a_decided_one_records_each_once(api):
+    headers = api.headers_for(Role.ORCHESTRATOR)
+    decided = api.post("/shipments/decide", json={**SHIPMENT, "shipment_id": "S-old"}, headers=headers).json()
+    batch = {"shipments": [{**SHIPMENT, "shipment_id": "S-new", "declared_value": 90000},
+                           {**SHIPMENT, "shipment_id": "S-old"},
+                           {**SHIPMENT, "shipment_id": "S-new", "declared_value": 90000}]}
+    r = api.post("/shipments/decide/batch", json=batch, headers=headers)
+    assert r.status_code == 200, r.text
+    new, old, repeat = r.json()["decisions"]
+    assert old == decided and repeat == new  # the repeat within the batch gets the first one's decision
+    assert _count(api.runtime, decisions) == 2 and _count(api.runtime, review_cases) == 1
+    with api.runtime.engine.connect() as conn:
+        schedules = conn.execute(select(movements.c.shipment_id).order_by(movements.c.shipment_id)).scalars().all()
+    assert schedules == ["S-new", "S-old"]
 
 
 def test_concurrent_retries_yield_one_decision(api):

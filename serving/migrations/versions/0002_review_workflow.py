@@ -9,6 +9,8 @@ Revises: 0001
 Create Date: 2026-11-28 09:00:00
 """
 
+from datetime import UTC, datetime
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -98,6 +100,19 @@ def _high_value(conn, policy_id: str, cache: dict) -> float | None:
     return cache[policy_id]
 
 
+def _instant(value) -> datetime:
+    """A stored creation time: PostgreSQL hands back a datetime, SQLite what was stored — ISO text from
+    SQLAlchemy, or epoch seconds when the row was written untyped in a process where Feast registered its
+    sqlite3 datetime adapter. Naive values are UTC."""
+    if isinstance(value, datetime):
+        stamp = value
+    elif isinstance(value, (int, float)) or str(value).isdigit():
+        stamp = datetime.fromtimestamp(int(value), UTC)
+    else:
+        stamp = datetime.fromisoformat(str(value))
+    return stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC)
+
+
 def _backfill(conn) -> None:
     from serving.case_facts import case_facts, created_event
 
@@ -110,7 +125,7 @@ def _backfill(conn) -> None:
     decisions = sa.table("decisions", sa.column("decision_id"), sa.column("request", sa.JSON()),
                          sa.column("response", sa.JSON()), sa.column("policy_id"), sa.column("caller"))
     old = sa.table("review_cases", *(sa.column(c) for c in ("case_id", "decision_id", "kind", "queue", "reason")),
-                   sa.column("created_at", sa.DateTime(timezone=True)))
+                   sa.column("created_at"))  # untyped: read back as stored, see _instant
     rows = conn.execute(sa.select(old, decisions.c.request, decisions.c.response, decisions.c.policy_id,
                                   decisions.c.caller)
                         .join(decisions, decisions.c.decision_id == old.c.decision_id)).mappings().all()
@@ -124,7 +139,7 @@ def _backfill(conn) -> None:
                            high_value=_high_value(conn, row["policy_id"], thresholds))
         conn.execute(sa.update(cases).where(cases.c.case_id == row["case_id"]).values(**facts))
         case = {**facts, "case_id": row["case_id"], "decision_id": row["decision_id"], "queue": row["queue"],
-                "reason": row["reason"], "created_at": row["created_at"]}
+                "reason": row["reason"], "created_at": _instant(row["created_at"])}
         conn.execute(sa.insert(events).values(**created_event(case, caller=row["caller"])))
 
 
