@@ -34,6 +34,7 @@ test-fast: install
 	$(UV) run --frozen pytest -m "not slow and not integration"
 
 bench: install
+	bash .ci/ensure-debian-package wrk wrk
 	$(UV) run --frozen tollgate bench --json
 
 lock: | $(UV)

@@ -1,0 +1,289 @@
+"""Decision speed over HTTP (issue 4 §4), measured side by side in one run.
+
+What it starts, all on loopback, all really:
+- ``bentoml serve serving.service:Tollgate`` with its default workers, the champion models of this
+  checkout's MLflow registry, this checkout's Feast online store, and a fresh SQLite decision log in a
+  temporary directory (so the run writes every decision it makes, as in production);
+- ``wrk`` (Debian's package; ``.ci/ensure-apt`` installs it) as the load generator, in its own process,
+  POSTing real December 2013 flights of the embedded history, each with a new shipment id;
+- after Tollgate is stopped, ``mlflow models serve`` (2 workers) on the same champion delay model, the
+  peer a user would pick instead, answering bare predictions for one feature row per request.
+
+Reported (medians where repeated; nothing here asserts, figures are compared by people):
+``p50_ms_c1``, ``p99_ms_c8``, ``rps_c8``, ``mlflow_rps_c8``, ``ratio_vs_mlflow``, ``batch_rows_per_s``,
+``soak_rss_growth_pct``, ``soak_p99_first_ms``, ``soak_p99_last_ms`` and the details behind them.
+The soak sends ``soak_requests`` decisions at concurrency 8 in four equal quarters; RSS is the sum over
+the service's process tree after warm-up and after the last quarter.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+LUA = Path(__file__).with_name("wrk_post.lua")
+LOGS = ROOT / "var" / "bench"
+"""The servers' logs of the last run (the decision log database itself is temporary)."""
+BODIES = 2000
+
+
+class BenchError(RuntimeError):
+    pass
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _get(url: str, headers: dict | None = None, timeout: float = 5.0) -> tuple[int, bytes]:
+    request = urllib.request.Request(url, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+    except (urllib.error.URLError, ConnectionError, TimeoutError):
+        return 0, b""
+
+
+def _post(url: str, body: bytes, headers: dict, timeout: float = 120.0) -> tuple[int, bytes]:
+    request = urllib.request.Request(url, data=body, method="POST",
+                                     headers={"Content-Type": "application/json", **headers})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+def _wait_ready(url: str, process: subprocess.Popen, *, timeout: float, log: Path) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise BenchError(f"server exited with {process.returncode}; see {log}:\n{log.read_text()[-2000:]}")
+        if _get(url)[0] == 200:
+            return
+        time.sleep(0.5)
+    raise BenchError(f"{url} not ready after {timeout:.0f} s; see {log}")
+
+
+def _tree_rss(pid: int) -> int:
+    import psutil
+
+    try:
+        parent = psutil.Process(pid)
+        return sum(p.memory_info().rss for p in [parent, *parent.children(recursive=True)])
+    except psutil.NoSuchProcess:
+        return 0
+
+
+def _stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def _wrk(url: str, *, bodies: Path, key: str, connections: int, seconds: float, strict: bool = True) -> dict:
+    wrk = shutil.which("wrk")
+    if wrk is None:
+        raise BenchError("wrk is not installed (make bench installs it: .ci/ensure-apt wrk wrk)")
+    threads = min(2, connections)
+    out = subprocess.run([wrk, f"-t{threads}", f"-c{connections}", f"-d{max(1, round(seconds))}s",
+                          "--timeout", "10s", "-s", str(LUA), url],
+                         env={**os.environ, "TG_BODIES": str(bodies), "TG_AUTH": key},
+                         capture_output=True, text=True, check=False)
+    line = next((x for x in out.stdout.splitlines() if x.startswith("TGRESULT ")), None)
+    if out.returncode != 0 or line is None:
+        raise BenchError(f"wrk failed ({out.returncode}): {out.stdout[-800:]} {out.stderr[-800:]}")
+    result = json.loads(line.removeprefix("TGRESULT "))
+    result["rps"] = result["requests"] / (result["duration_us"] / 1e6)
+    if strict and (result["non_2xx"] or result["socket_errors"]):
+        raise BenchError(f"{url}: {result['non_2xx']} non-2xx answers, {result['socket_errors']} socket "
+                         f"errors out of {result['requests']} (a benchmark of failures is not a benchmark)")
+    return result
+
+
+def shipment_bodies(count: int = BODIES) -> list[dict]:
+    """Real flights of the embedded history's last weeks as dispatch requests (ids filled in by wrk)."""
+    from features.history import load_embedded_history
+
+    history = load_embedded_history()
+    recent = history[history["scheduled_departure"] >= history["scheduled_departure"].max() - _days(21)]
+    recent = recent.dropna(subset=["scheduled_arrival"]).sample(n=min(count, len(recent)), random_state=7)
+    bodies = []
+    for row in recent.itertuples(index=False):
+        body = {"shipment_id": "BENCH-{ID}", "carrier": row.carrier, "origin": row.origin,
+                "destination": row.destination, "scheduled_departure": row.scheduled_departure.isoformat(),
+                "scheduled_arrival": row.scheduled_arrival.isoformat(), "distance_miles": float(row.distance_miles)}
+        if isinstance(row.equipment_id, str) and row.equipment_id:
+            body["equipment_id"] = row.equipment_id
+        bodies.append(body)
+    return bodies
+
+
+def _days(n: int):
+    import pandas as pd
+
+    return pd.Timedelta(days=n)
+
+
+class _Server:
+    """A server process in its own process group, with its log kept in the run's directory."""
+
+    def __init__(self, args: list[str], *, env: dict, log: Path, ready_url: str, timeout: float) -> None:
+        self.log = log
+        log.parent.mkdir(parents=True, exist_ok=True)
+        self.handle = log.open("w")
+        self.process = subprocess.Popen(args, cwd=ROOT, env=env, stdout=self.handle, stderr=subprocess.STDOUT,
+                                        start_new_session=True)
+        _wait_ready(ready_url, self.process, timeout=timeout, log=log)
+
+    def rss(self) -> int:
+        return _tree_rss(self.process.pid)
+
+    def stop(self) -> None:
+        _stop(self.process)
+        self.handle.close()
+
+
+def _tollgate(tmp: Path, port: int) -> tuple[_Server, str]:
+    from serving.auth import Role, create_key
+    from serving.db import create_schema, make_engine
+
+    url = f"sqlite:///{tmp}/bench.db"
+    engine = make_engine(url)
+    create_schema(engine)
+    key = create_key(engine, role=Role.ORCHESTRATOR, name="bench")
+    engine.dispose()
+    env = {**os.environ, "TOLLGATE_DATABASE_URL": url, "BENTOML_HOME": str(tmp / "bentoml"),
+           "BENTOML_DO_NOT_TRACK": "true"}
+    bentoml = str(Path(sys.executable).with_name("bentoml"))
+    server = _Server([bentoml, "serve", "serving.service:Tollgate", "--host", "127.0.0.1", "--port", str(port)],
+                     env=env, log=LOGS / "tollgate.log", ready_url=f"http://127.0.0.1:{port}/readyz", timeout=240)
+    return server, key
+
+
+def _mlflow_row(bodies: list[dict]) -> dict:
+    """One real feature row as the pyfunc model takes it, built by the service's own scorer."""
+    import pandas as pd
+
+    from features.assemble import model_columns
+    from serving.runtime import build_runtime
+    from serving.schemas import ShipmentIn
+
+    scorer = build_runtime("sqlite:///:memory:").delay_scorer()
+    rows = [ShipmentIn(**{**bodies[0], "shipment_id": "MLFLOW-1"}).model_dump()]
+    frame = pd.DataFrame(model_columns(rows, scorer._lookup(rows)))  # noqa: SLF001 - the serving lookup
+    return json.loads(frame.to_json(orient="split", index=False))
+
+
+def _mlflow(tmp: Path, port: int) -> _Server:
+    from serving.runtime import mlflow_uri
+
+    env = {**os.environ, "MLFLOW_TRACKING_URI": mlflow_uri(), "MLFLOW_REGISTRY_URI": mlflow_uri()}
+    mlflow = str(Path(sys.executable).with_name("mlflow"))
+    return _Server([mlflow, "models", "serve", "-m", "models:/delay_risk@champion", "--env-manager", "local",
+                    "-h", "127.0.0.1", "-p", str(port), "-w", "2"],
+                   env=env, log=LOGS / "mlflow.log", ready_url=f"http://127.0.0.1:{port}/ping", timeout=240)
+
+
+def _batch(url: str, bodies: list[dict], key: str, *, rows: int, repeats: int) -> dict:
+    rates = []
+    for r in range(repeats):
+        batch = [{**bodies[(r * rows + i) % len(bodies)], "shipment_id": f"BATCH-{time.time_ns()}-{r}-{i}"}
+                 for i in range(rows)]
+        payload = json.dumps({"shipments": batch}).encode()
+        started = time.perf_counter()
+        status, body = _post(url, payload, {"Authorization": f"Bearer {key}"})
+        elapsed = time.perf_counter() - started
+        if status != 200:
+            raise BenchError(f"batch answered {status}: {body[:300]!r}")
+        rates.append(rows / elapsed)
+    return {"batch_rows": rows, "batch_repeats": repeats, "batch_rows_per_s": statistics.median(rates)}
+
+
+def run(*, seconds: float = 20.0, soak_requests: int = 200_000, batch_repeats: int = 7,
+        step: Callable[[str], None] = lambda _: None) -> dict:
+    bodies = shipment_bodies()
+    with tempfile.TemporaryDirectory(prefix="tollgate-bench-") as name:
+        tmp = Path(name)
+        body_file = tmp / "bodies.jsonl"
+        body_file.write_text("".join(json.dumps(b) + "\n" for b in bodies))
+        port = _free_port()
+        step(f"starting bentoml serve on port {port} (default workers, fresh SQLite decision log)")
+        server, key = _tollgate(tmp, port)
+        decide = f"http://127.0.0.1:{port}/v1/shipments/decide"
+        out: dict = {"service": "tollgate", "seconds_per_run": seconds}
+        try:
+            step("warm-up at concurrency 8 (each worker loads the models on its first request)")
+            warm = _wrk(decide, bodies=body_file, key=key, connections=8, seconds=max(10.0, seconds / 2),
+                        strict=False)
+            out["warmup_failed_requests"] = warm["non_2xx"] + warm["socket_errors"]
+            step("concurrency 1")
+            c1 = _wrk(decide, bodies=body_file, key=key, connections=1, seconds=seconds)
+            step("concurrency 8")
+            c8 = _wrk(decide, bodies=body_file, key=key, connections=8, seconds=seconds)
+            out |= {"p50_ms_c1": c1["p50_us"] / 1000, "p99_ms_c1": c1["p99_us"] / 1000,
+                    "p50_ms_c8": c8["p50_us"] / 1000, "p99_ms_c8": c8["p99_us"] / 1000, "rps_c8": c8["rps"]}
+            step("batch endpoint, 1,000 shipments a request")
+            out |= _batch(f"{decide}/batch", bodies, key, rows=1000, repeats=batch_repeats)
+            out |= _soak(server, decide, body_file, key, total=soak_requests, rps=c8["rps"], step=step)
+        finally:
+            server.stop()
+        port = _free_port()
+        step(f"starting mlflow models serve (2 workers) on port {port}")
+        row = _mlflow_row(bodies)
+        peer_bodies = tmp / "mlflow.jsonl"
+        peer_bodies.write_text(json.dumps({"dataframe_split": row}) + "\n")
+        peer = _mlflow(tmp, port)
+        try:
+            invocations = f"http://127.0.0.1:{port}/invocations"
+            status, answer = _post(invocations, peer_bodies.read_bytes(), {})
+            if status != 200:
+                raise BenchError(f"mlflow answered {status}: {answer[:300]!r}")
+            _wrk(invocations, bodies=peer_bodies, key="", connections=8, seconds=max(5.0, seconds / 2))
+            peer_c8 = _wrk(invocations, bodies=peer_bodies, key="", connections=8, seconds=seconds)
+        finally:
+            peer.stop()
+        out |= {"mlflow_rps_c8": peer_c8["rps"], "mlflow_p50_ms_c8": peer_c8["p50_us"] / 1000,
+                "mlflow_p99_ms_c8": peer_c8["p99_us"] / 1000}
+        out["ratio_vs_mlflow"] = out["rps_c8"] / out["mlflow_rps_c8"]
+        out["targets"] = {"p50_ms_c1": 3, "p99_ms_c8": 25, "rps_c8": 600, "ratio_vs_mlflow": 4,
+                          "batch_rows_per_s": 20_000, "soak_rss_growth_pct": 5}
+    return {k: (round(v, 3) if isinstance(v, float) else v) for k, v in out.items()}
+
+
+def _soak(server: _Server, url: str, bodies: Path, key: str, *, total: int, rps: float,
+          step: Callable[[str], None]) -> dict:
+    """``total`` decisions in four quarters at concurrency 8; RSS after warm-up and at the end."""
+    quarter_seconds = max(2.0, total / 4 / max(rps, 1.0))
+    rss_start = server.rss()
+    quarters = []
+    for q in range(4):
+        step(f"soak quarter {q + 1}/4 (~{quarter_seconds:.0f} s)")
+        quarters.append(_wrk(url, bodies=bodies, key=key, connections=8, seconds=quarter_seconds))
+    rss_end = server.rss()
+    return {"soak_requests": sum(q["requests"] for q in quarters),
+            "soak_rss_start_mb": rss_start / 2**20, "soak_rss_end_mb": rss_end / 2**20,
+            "soak_rss_growth_pct": 100.0 * (rss_end - rss_start) / rss_start if rss_start else None,
+            "soak_p99_first_ms": quarters[0]["p99_us"] / 1000, "soak_p99_last_ms": quarters[-1]["p99_us"] / 1000,
+            "soak_rps_quarters": [round(q["rps"], 1) for q in quarters]}
