@@ -24,6 +24,7 @@ bootstrap: install
 
 serve: bootstrap
 	$(UV) run --frozen tollgate keys bootstrap
+	$(UV) run --frozen tollgate replay
 	$(UV) run --frozen bentoml serve serving.service:Tollgate --host 127.0.0.1 --port 3000
 
 test: install

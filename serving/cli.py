@@ -15,7 +15,7 @@ from features.errors import TollgateError
 from serving.auth import Role, authenticate, create_key, has_any_key
 from serving.db import decisions
 from serving.runtime import build_runtime
-from training.cli import BENCH_SUITES, JsonFlag, _emit, _fail, app, err
+from training.cli import BENCH_SUITES, JsonFlag, _emit, _fail, _Steps, app, err
 
 keys_app = typer.Typer(help="API keys (stored hashed; shown once).", no_args_is_help=True)
 policy_app = typer.Typer(help="Policies under maker-checker.", no_args_is_help=True)
@@ -50,6 +50,22 @@ def keys_bootstrap(as_json: JsonFlag = False) -> None:
         return
     created = {role.value: create_key(engine, role=role, name=f"first-start {role.value}") for role in Role}
     _emit({"created": True, **created}, as_json, "API keys (shown once - store them now)")
+
+
+@app.command("replay")
+def replay_command(
+    days: Annotated[int, typer.Option(min=1, max=30, help="How many of the last days to replay.")] = 2,
+    max_invoices: Annotated[int, typer.Option(min=0, max=100_000, help="At most this many invoices.")] = 120,
+    as_json: JsonFlag = False,
+) -> None:
+    """First start only: replay the embedded world's last days through the decision API (cases to work on)."""
+    from serving.replay import replay
+
+    try:
+        result = replay(build_runtime(), days=days, max_invoices=max_invoices, step=_Steps(quiet=False))
+    except (TollgateError, FileNotFoundError) as exc:
+        _fail(exc, as_json)
+    _emit(result, as_json, "replay")
 
 
 def _admin(key: str) -> str:

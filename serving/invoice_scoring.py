@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import pandas as pd
-from sqlalchemy import insert, select
+from sqlalchemy import and_, func, insert, or_, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
@@ -68,6 +68,29 @@ def _frames(rows: list[dict]) -> tuple[pd.DataFrame, pd.DataFrame]:
     return invoices, lines
 
 
+def seen_rows(invoices: pd.DataFrame, lines: pd.DataFrame, context: pd.DataFrame) -> list[dict]:
+    """``invoices_seen`` rows for invoices scored elsewhere (a replay's history, a test's): ``context`` is
+    :func:`features.rerating.rerate`'s frame (index invoice_id), which holds their ``KNOWN_CONTEXT``."""
+    by_invoice = dict(tuple(lines.groupby("invoice_id")))
+    rows = []
+    for head in invoices.itertuples(index=False):
+        own = by_invoice.get(head.invoice_id, lines.iloc[:0])
+        known = context.loc[head.invoice_id]
+        rows.append({
+            "invoice_id": head.invoice_id, "carrier": head.carrier, "shipment_id": head.shipment_id,
+            "invoice_date": _utc(head.invoice_date),
+            "received_at": _utc(head.invoice_date if pd.isna(head.received_at) else head.received_at),
+            "total": float(head.total), "billed_weight_kg": _number(head.billed_weight_kg),
+            "lines": [{"code": c, "amount": float(a)} | ({} if pd.isna(q) else {"quantity": float(q)})
+                      for c, a, q in zip(own["code"], own["amount"], own["quantity"])],
+            "origin": known["origin"], "destination": known["destination"],
+            "scheduled_departure": None if pd.isna(known["scheduled_departure"])
+            else _utc(known["scheduled_departure"]),
+            "is_spot": bool(known["is_spot"]), "chargeable_weight_kg": _number(known["chargeable_weight_kg"]),
+        })
+    return rows
+
+
 class InvoiceScorer:
     """Scores invoices with the champion ``invoice_discrepancy`` model."""
 
@@ -88,16 +111,32 @@ class InvoiceScorer:
             raise FeaturesUnavailable(f"reference data unavailable: {exc}") from exc
         return facts, contracts, fuel
 
-    def earlier(self, invoice: dict) -> list[dict]:
-        """The carrier's invoices received before this one, within ``LOOKBACK`` of it (receipt or date)."""
+    def earlier(self, invoice: dict, *, origin: str | None = None, destination: str | None = None) -> list[dict]:
+        """The carrier's invoices received before this one, within ``LOOKBACK`` of it, that can move its
+        look-back features: the same lane, the same shipment, or spot shipments (the carrier's spot
+        minimum). The carrier's volume, the one carrier-wide count, is :meth:`carrier_volume`."""
         received = _utc(invoice.get("received_at") or invoice["invoice_date"])
         since = min(received, _utc(invoice["invoice_date"])) - LOOKBACK
-        query = select(invoices_seen).where(invoices_seen.c.carrier == invoice["carrier"],
-                                            invoices_seen.c.received_at >= since,
-                                            invoices_seen.c.received_at <= received,
-                                            invoices_seen.c.invoice_id != invoice["invoice_id"])
+        seen = invoices_seen.c
+        relevant = or_(and_(seen.origin == origin, seen.destination == destination),
+                       seen.shipment_id == invoice["shipment_id"], seen.is_spot.is_(True))
+        query = select(invoices_seen).where(seen.carrier == invoice["carrier"], seen.received_at >= since,
+                                            seen.received_at <= received, seen.invoice_id != invoice["invoice_id"],
+                                            relevant)
         with self.engine.connect() as conn:
             return [dict(r) for r in conn.execute(query).mappings()]
+
+    def carrier_volume(self, invoice: dict) -> float:
+        """``carrier_prior_invoices`` as training counts it: the carrier's invoices received in the
+        ``RECENT_DAYS`` before this one, earlier in receipt order (time, then invoice id)."""
+        received = _utc(invoice.get("received_at") or invoice["invoice_date"])
+        seen = invoices_seen.c
+        before = or_(seen.received_at < received,
+                     and_(seen.received_at == received, seen.invoice_id < invoice["invoice_id"]))
+        query = select(func.count()).where(seen.carrier == invoice["carrier"],
+                                           seen.received_at >= received - timedelta(days=RECENT_DAYS), before)
+        with self.engine.connect() as conn:
+            return float(conn.execute(query).scalar_one())
 
     @staticmethod
     def _known(rows: list[dict]) -> pd.DataFrame:
@@ -112,12 +151,13 @@ class InvoiceScorer:
         ship_date = pd.Timestamp(facts.iloc[0]["ship_date"])
         in_force = (not contracts.empty) and bool(((contracts["effective_from"] <= ship_date)
                                                    & (contracts["effective_to"] >= ship_date)).any())
-        earlier = self.earlier(invoice)
+        fact = facts.iloc[0]
+        earlier = self.earlier(invoice, origin=fact["origin"], destination=fact["destination"])
         invoices, lines = _frames([*earlier, invoice])
         features = audit_features(invoices, lines, facts=facts, contracts=contracts, fuel_index=fuel,
                                   known=self._known(earlier))
-        row = features.loc[[invoice["invoice_id"]]]
-        fact = facts.iloc[0]
+        row = features.loc[[invoice["invoice_id"]]].copy()
+        row["carrier_prior_invoices"] = self.carrier_volume(invoice)
         context = {"origin": fact["origin"], "destination": fact["destination"],
                    "scheduled_departure": _utc(fact["scheduled_departure"])
                    if pd.notna(fact["scheduled_departure"]) else None,

@@ -16,9 +16,9 @@ import pandas as pd
 import pytest
 from sqlalchemy import insert
 
-from features.rerating import FEATURE_NAMES, KNOWN_CONTEXT, audit_features, rerate
+from features.rerating import FEATURE_NAMES, audit_features, rerate
 from serving.db import create_schema, invoices_seen, make_engine
-from serving.invoice_scoring import InvoiceScorer, _utc
+from serving.invoice_scoring import InvoiceScorer, seen_rows
 from serving.scoring import LoadedModel
 from training.invoice_job import load_invoice_world
 from training.invoice_spec import load_invoice_spec
@@ -76,18 +76,8 @@ def parity(world, tmp_path_factory):
     engine = make_engine(f"sqlite:///{tmp_path_factory.mktemp('parity')}/tollgate.db")
     create_schema(engine)
     stored, replayed = heads.iloc[:-REPLAYED], heads.iloc[-REPLAYED:]
-    rows = []
-    for head in stored.itertuples(index=False):
-        head = pd.Series(head._asdict())
-        row = _record(head, lines[head["invoice_id"]])
-        row |= {k: _utc(row[k]) for k in ("invoice_date", "received_at")}
-        known = context.loc[head["invoice_id"], list(KNOWN_CONTEXT)]
-        row |= {"origin": known["origin"], "destination": known["destination"],
-                "scheduled_departure": None if pd.isna(known["scheduled_departure"])
-                else _utc(known["scheduled_departure"]),
-                "is_spot": bool(known["is_spot"]), "chargeable_weight_kg": None
-                if pd.isna(known["chargeable_weight_kg"]) else float(known["chargeable_weight_kg"])}
-        rows.append(row)
+    rows = seen_rows(stored, world.invoice_lines[world.invoice_lines["invoice_id"].isin(stored["invoice_id"])],
+                     context)
     with engine.begin() as conn:
         conn.execute(insert(invoices_seen), rows)
     scorer = _WorldScorer(world, engine)

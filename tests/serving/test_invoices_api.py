@@ -104,3 +104,24 @@ def test_unknown_shipment_is_held_and_bad_invoices_name_the_field(world_api):
     bad_code = {**body, "invoice_id": "BAD2", "lines": [{"code": "TIP", "amount": body["total"]}]}
     assert "unknown charge code" in client.post("/invoices/decide", json=bad_code, headers=headers).text
     assert client.post("/invoices/decide", json={**body, "currency": "EUR"}, headers=headers).status_code == 422
+
+
+def test_first_start_replay_decides_the_last_days_once_through_the_api(world_api, tmp_path):
+    from sqlalchemy import func, select
+
+    from serving.db import decisions, review_cases
+    from serving.replay import replay
+
+    _, _, world = world_api
+    save_world(world, tmp_path / "world")
+    runtime = build_runtime(f"sqlite:///{tmp_path}/replay.db")
+    result = replay(runtime, days=2, max_invoices=25, world_dir=tmp_path / "world")
+    assert result["replayed"] and result["replayed_shipments"] > 0 and result["replayed_invoices"] == 25
+    with runtime.engine.connect() as conn:
+        logged = conn.execute(select(func.count()).select_from(decisions)).scalar_one()
+        cases = conn.execute(select(func.count()).select_from(review_cases)).scalar_one()
+    assert logged == result["replayed_shipments"] + 25
+    assert sum(v for k, v in result.items() if k.startswith(("shipment_", "invoice_"))) == logged
+    assert result["open_cases"] == cases
+    assert replay(runtime, world_dir=tmp_path / "world") == {
+        "replayed": False, "note": "the decision log is not empty: nothing replayed"}
