@@ -21,8 +21,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -33,7 +31,8 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from serving.launch import ROOT, Launched, free_port
+
 LUA = Path(__file__).with_name("wrk_post.lua")
 LOGS = ROOT / "var" / "bench"
 """The servers' logs of the last run (the decision log database itself is temporary)."""
@@ -42,23 +41,6 @@ BODIES = 2000
 
 class BenchError(RuntimeError):
     pass
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _get(url: str, headers: dict | None = None, timeout: float = 5.0) -> tuple[int, bytes]:
-    request = urllib.request.Request(url, headers=headers or {})
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            return response.status, response.read()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read()
-    except (urllib.error.URLError, ConnectionError, TimeoutError):
-        return 0, b""
 
 
 def _post(url: str, body: bytes, headers: dict, timeout: float = 120.0) -> tuple[int, bytes]:
@@ -71,41 +53,10 @@ def _post(url: str, body: bytes, headers: dict, timeout: float = 120.0) -> tuple
         return exc.code, exc.read()
 
 
-def _wait_ready(url: str, process: subprocess.Popen, *, timeout: float, log: Path) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise BenchError(f"server exited with {process.returncode}; see {log}:\n{log.read_text()[-2000:]}")
-        if _get(url)[0] == 200:
-            return
-        time.sleep(0.5)
-    raise BenchError(f"{url} not ready after {timeout:.0f} s; see {log}")
-
-
-def _tree_rss(pid: int) -> int:
-    import psutil
-
-    try:
-        parent = psutil.Process(pid)
-        return sum(p.memory_info().rss for p in [parent, *parent.children(recursive=True)])
-    except psutil.NoSuchProcess:
-        return 0
-
-
-def _stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-
-
 def _wrk(url: str, *, bodies: Path, key: str, connections: int, seconds: float, strict: bool = True) -> dict:
     wrk = shutil.which("wrk")
     if wrk is None:
-        raise BenchError("wrk is not installed (make bench installs it: .ci/ensure-apt wrk wrk)")
+        raise BenchError("wrk is not installed (make bench installs it: .ci/ensure-debian-package wrk wrk)")
     threads = min(2, connections)
     out = subprocess.run([wrk, f"-t{threads}", f"-c{connections}", f"-d{max(1, round(seconds))}s",
                           "--timeout", "10s", "-s", str(LUA), url],
@@ -146,26 +97,7 @@ def _days(n: int):
     return pd.Timedelta(days=n)
 
 
-class _Server:
-    """A server process in its own process group, with its log kept in the run's directory."""
-
-    def __init__(self, args: list[str], *, env: dict, log: Path, ready_url: str, timeout: float) -> None:
-        self.log = log
-        log.parent.mkdir(parents=True, exist_ok=True)
-        self.handle = log.open("w")
-        self.process = subprocess.Popen(args, cwd=ROOT, env=env, stdout=self.handle, stderr=subprocess.STDOUT,
-                                        start_new_session=True)
-        _wait_ready(ready_url, self.process, timeout=timeout, log=log)
-
-    def rss(self) -> int:
-        return _tree_rss(self.process.pid)
-
-    def stop(self) -> None:
-        _stop(self.process)
-        self.handle.close()
-
-
-def _tollgate(tmp: Path, port: int) -> tuple[_Server, str]:
+def _tollgate(tmp: Path) -> tuple[Launched, str]:
     from serving.auth import Role, create_key
     from serving.db import create_schema, make_engine
 
@@ -176,10 +108,7 @@ def _tollgate(tmp: Path, port: int) -> tuple[_Server, str]:
     engine.dispose()
     env = {**os.environ, "TOLLGATE_DATABASE_URL": url, "BENTOML_HOME": str(tmp / "bentoml"),
            "BENTOML_DO_NOT_TRACK": "true"}
-    bentoml = str(Path(sys.executable).with_name("bentoml"))
-    server = _Server([bentoml, "serve", "serving.service:Tollgate", "--host", "127.0.0.1", "--port", str(port)],
-                     env=env, log=LOGS / "tollgate.log", ready_url=f"http://127.0.0.1:{port}/readyz", timeout=240)
-    return server, key
+    return Launched.bentoml(env=env, log=LOGS / "tollgate.log").wait(timeout=240), key
 
 
 def _mlflow_row(bodies: list[dict]) -> dict:
@@ -196,14 +125,14 @@ def _mlflow_row(bodies: list[dict]) -> dict:
     return json.loads(frame.to_json(orient="split", index=False))
 
 
-def _mlflow(tmp: Path, port: int) -> _Server:
+def _mlflow() -> Launched:
     from serving.runtime import mlflow_uri
 
     env = {**os.environ, "MLFLOW_TRACKING_URI": mlflow_uri(), "MLFLOW_REGISTRY_URI": mlflow_uri()}
-    mlflow = str(Path(sys.executable).with_name("mlflow"))
-    return _Server([mlflow, "models", "serve", "-m", "models:/delay_risk@champion", "--env-manager", "local",
-                    "-h", "127.0.0.1", "-p", str(port), "-w", "2"],
-                   env=env, log=LOGS / "mlflow.log", ready_url=f"http://127.0.0.1:{port}/ping", timeout=240)
+    mlflow, port = str(Path(sys.executable).with_name("mlflow")), free_port()
+    return Launched([mlflow, "models", "serve", "-m", "models:/delay_risk@champion", "--env-manager", "local",
+                     "-h", "127.0.0.1", "-p", str(port), "-w", "2"], env=env, log=LOGS / "mlflow.log",
+                    port=port).wait("/ping", timeout=240)
 
 
 def _batch(url: str, bodies: list[dict], key: str, *, rows: int, repeats: int) -> dict:
@@ -228,10 +157,9 @@ def run(*, seconds: float = 20.0, soak_requests: int = 200_000, batch_repeats: i
         tmp = Path(name)
         body_file = tmp / "bodies.jsonl"
         body_file.write_text("".join(json.dumps(b) + "\n" for b in bodies))
-        port = _free_port()
-        step(f"starting bentoml serve on port {port} (default workers, fresh SQLite decision log)")
-        server, key = _tollgate(tmp, port)
-        decide = f"http://127.0.0.1:{port}/v1/shipments/decide"
+        step("starting bentoml serve (default workers, fresh SQLite decision log)")
+        server, key = _tollgate(tmp)
+        decide = f"{server.base}/v1/shipments/decide"
         out: dict = {"service": "tollgate", "seconds_per_run": seconds}
         try:
             step("warm-up at concurrency 8 (each worker loads the models on its first request)")
@@ -249,14 +177,13 @@ def run(*, seconds: float = 20.0, soak_requests: int = 200_000, batch_repeats: i
             out |= _soak(server, decide, body_file, key, total=soak_requests, rps=c8["rps"], step=step)
         finally:
             server.stop()
-        port = _free_port()
-        step(f"starting mlflow models serve (2 workers) on port {port}")
+        step("starting mlflow models serve (2 workers)")
         row = _mlflow_row(bodies)
         peer_bodies = tmp / "mlflow.jsonl"
         peer_bodies.write_text(json.dumps({"dataframe_split": row}) + "\n")
-        peer = _mlflow(tmp, port)
+        peer = _mlflow()
         try:
-            invocations = f"http://127.0.0.1:{port}/invocations"
+            invocations = f"{peer.base}/invocations"
             status, answer = _post(invocations, peer_bodies.read_bytes(), {})
             if status != 200:
                 raise BenchError(f"mlflow answered {status}: {answer[:300]!r}")
@@ -272,7 +199,7 @@ def run(*, seconds: float = 20.0, soak_requests: int = 200_000, batch_repeats: i
     return {k: (round(v, 3) if isinstance(v, float) else v) for k, v in out.items()}
 
 
-def _soak(server: _Server, url: str, bodies: Path, key: str, *, total: int, rps: float,
+def _soak(server: Launched, url: str, bodies: Path, key: str, *, total: int, rps: float,
           step: Callable[[str], None]) -> dict:
     """``total`` decisions in four quarters at concurrency 8; RSS after warm-up and at the end."""
     quarter_seconds = max(2.0, total / 4 / max(rps, 1.0))

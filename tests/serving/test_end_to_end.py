@@ -2,17 +2,13 @@
 
 import json
 import os
-import socket
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import httpx
 import pytest
 
 from features.store import StoreSettings
 from serving.auth import Role, create_key
+from serving.launch import LaunchError, Launched
 from serving.db import create_schema, make_engine
 from training import tracking
 from training.delay_job import run_delay_job
@@ -20,13 +16,6 @@ from training.features_job import materialize_features
 from training.spec import load_spec
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _pg_schema_url(name: str) -> str:
@@ -46,30 +35,6 @@ def _drop_schema(name: str) -> None:
         conn.execute(text(f"DROP SCHEMA IF EXISTS {name} CASCADE"))
 
 
-def _start(root: Path, env: dict, name: str) -> tuple[subprocess.Popen, str]:
-    port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "bentoml", "serve", "serving.service:Tollgate", "--host",
-                             "127.0.0.1", "--port", str(port)], cwd=ROOT, env=env,
-                            stdout=subprocess.DEVNULL, stderr=open(root / f"{name}.log", "w"))
-    return proc, f"http://127.0.0.1:{port}"
-
-
-def _wait_ready(root: Path, servers) -> None:
-    deadline = time.monotonic() + 180
-    for (_, base), name in zip(servers, ("a", "b"), strict=False):
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(1)
-        else:
-            for proc, _ in servers:
-                proc.terminate()
-            pytest.fail(f"service {name} not ready: {(root / f'{name}.log').read_text()[-2000:]}")
-
-
 @pytest.fixture(scope="module")
 def servers(tmp_path_factory):
     """Two service processes on two ports sharing one PostgreSQL database and one feature store."""
@@ -84,12 +49,17 @@ def servers(tmp_path_factory):
     engine = make_engine(env["TOLLGATE_DATABASE_URL"])
     create_schema(engine)
     key = create_key(engine, role=Role.ORCHESTRATOR, name="e2e")
-    pair = [_start(root, env, "a"), _start(root, env, "b")]
-    _wait_ready(root, pair)
-    yield [base for _, base in pair], key
-    for proc, _ in pair:
-        proc.terminate()
-        proc.wait(timeout=30)
+    pair = [Launched.bentoml(env=env, log=root / f"{name}.log") for name in ("a", "b")]
+    try:
+        for server in pair:
+            server.wait(timeout=180)
+    except LaunchError as exc:
+        for server in pair:
+            server.stop()
+        pytest.fail(f"service not ready: {exc}")
+    yield [server.base for server in pair], key
+    for server in pair:
+        server.stop()
     engine.dispose()
     _drop_schema(f"e2e_{os.getpid()}")
 

@@ -2,7 +2,6 @@
 
 from datetime import datetime, timedelta, timezone
 
-import pandas as pd
 import pytest
 
 from features import store as feature_store

@@ -7,45 +7,20 @@ under var/test-artifacts/ (gitignored) for people to look at.
 
 import os
 import re
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
+from serving.launch import ROOT, LaunchError, Launched
 from tests.serving.conftest import StubDelayScorer, make_runtime
 from tests.serving.queue_cases import make_keys, seed_cases
 
 pytestmark = pytest.mark.integration
-ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path(os.environ.get("TOLLGATE_CHROMIUM", "/usr/bin/chromium"))
 ARTIFACTS = ROOT / "var" / "test-artifacts"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_for(base: str, proc: subprocess.Popen, log: Path) -> None:
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"bentoml serve exited with {proc.returncode}: {log.read_text()[-3000:]}")
-        try:
-            if httpx.get(f"{base}/queue/sign-in", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(1)
-    proc.terminate()
-    pytest.fail(f"the queue page never came up: {log.read_text()[-3000:]}")
 
 
 @pytest.fixture(scope="module")
@@ -59,16 +34,13 @@ def served(tmp_path_factory):
     env = {**os.environ, "TOLLGATE_DATABASE_URL": url, "TOLLGATE_WEB_SECRET_FILE": str(root / "web.secret"),
            "TOLLGATE_MLFLOW_URI": f"sqlite:///{root}/mlflow.db", "TOLLGATE_FEAST_REPO": str(root / "repo"),
            "BENTOML_HOME": str(root / "bentoml"), "BENTOML_DO_NOT_TRACK": "true"}
-    port, log = _free_port(), root / "serve.log"
-    with open(log, "w") as err:
-        proc = subprocess.Popen([sys.executable, "-m", "bentoml", "serve", "serving.service:Tollgate", "--host",
-                                 "127.0.0.1", "--port", str(port)], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                                stderr=err)
-    base = f"http://127.0.0.1:{port}"
-    _wait_for(base, proc, log)
-    yield {"base": base, "cases": cases, "keys": keys}
-    proc.terminate()
-    proc.wait(timeout=30)
+    server = Launched.bentoml(env=env, log=root / "serve.log")
+    try:
+        server.wait("/queue/sign-in")
+    except LaunchError as exc:
+        pytest.fail(f"the queue page never came up: {exc}")
+    yield {"base": server.base, "cases": cases, "keys": keys}
+    server.stop()
 
 
 @pytest.fixture
