@@ -97,6 +97,9 @@ class DelayScorer:
 
     def _matrix(self, columns: dict) -> np.ndarray:
         names = self.model.model.features_
+        unknown = [name for name in names if name not in columns]
+        if unknown:  # a champion trained on features this service does not build: no usable model
+            raise ModelUnavailable(f"{self.model.name} v{self.model.version} expects unknown feature(s) {unknown}")
         n = len(columns["carrier"])
         x = np.empty((n, len(names)), dtype=float)
         for j, name in enumerate(names):

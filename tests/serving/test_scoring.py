@@ -1,9 +1,11 @@
 """DelayScorer: alternatives are the lane's other carriers, scored for the very same shipment."""
 
 import numpy as np
+import pytest
 
 from features.assemble import LOOKED_UP
 from serving.schemas import ShipmentIn
+from features.errors import ModelUnavailable
 from serving.scoring import DelayScorer, LoadedModel
 from tests.serving.conftest import SHIPMENT
 
@@ -72,3 +74,11 @@ def test_lane_without_other_carriers_has_no_alternatives():
     scorer = _scorer({})
     scores = scorer.score(_rows(SHIPMENT))
     assert scores.alternatives == [[]] and scores.features_missing == [True]
+
+
+def test_a_champion_expecting_features_the_service_does_not_build_is_unavailable():
+    scorer = _scorer({})
+    scorer.model = LoadedModel("delay_risk", "9", "delay_risk_v1", type("Odd", (CarrierModel,), {
+        "features_": ["carrier", "wind_chill"]})())
+    with pytest.raises(ModelUnavailable, match="wind_chill"):
+        scorer.score(_rows(SHIPMENT))
