@@ -9,6 +9,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from features.live import to_ns
+
 DISPUTE_PRIOR_RATE = 0.08
 DISPUTE_PRIOR_WEIGHT = 20.0
 """Smoothing: a carrier with no resolved invoices is assumed to be disputed 8 % of the time, and that
@@ -59,7 +61,7 @@ def _recent_count(frame: pd.DataFrame, by: list[str]) -> np.ndarray:
     """Per row: earlier invoices (receipt order) of the same ``by`` group received in the last
     ``RECENT_DAYS`` days before this one."""
     ordered = frame[[*by, "when", "order"]].sort_values("order")
-    stamps = pd.to_datetime(ordered["when"], utc=True).astype("int64").to_numpy()
+    stamps = to_ns(ordered["when"])
     window = pd.Timedelta(days=RECENT_DAYS).value
     counts = pd.Series(0.0, index=ordered.index)
     for _, rows in ordered.groupby(by, sort=False).indices.items():
@@ -93,7 +95,7 @@ def spot_rate_estimates(frame: pd.DataFrame) -> pd.DataFrame:
     whole = (kg / spot["chargeable_weight_kg"]).between(0.9, 1.1)
     per_kg = (spot["linehaul_billed"] / kg).where(whole & (kg >= SPOT_RATE_MIN_KG)).to_numpy(float)
     floor = spot["linehaul_billed"].where(whole).to_numpy(float)
-    stamps = pd.to_datetime(spot["when"], utc=True).astype("int64").to_numpy()
+    stamps = to_ns(spot["when"])
     rate, seen, minimum = (np.full(len(spot), np.nan) for _ in range(3))
     for rows, earlier in _windows(spot, _LANE, stamps):
         values = per_kg[earlier]

@@ -16,6 +16,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from features.live import to_ns
+
 COPY_WINDOW_DAYS = 60
 """How far back (invoice dates) an identical bill counts: re-issued duplicates arrive up to ~6 weeks later."""
 _LANE = ["carrier", "origin", "destination"]
@@ -78,10 +80,6 @@ def exact_copy_features(frame: pd.DataFrame, lines: pd.DataFrame) -> pd.DataFram
     }, index=frame.index)
 
 
-def _stamps(values: pd.Series) -> np.ndarray:
-    return pd.to_datetime(values, utc=True).astype("int64").to_numpy()
-
-
 def _shipments_between(frame: pd.DataFrame, nearest: pd.DataFrame) -> pd.Series:
     """Per row with a candidate original: how many other shipments of its carrier lane, billed on
     invoices received before this one, departed strictly between this shipment and the original's.
@@ -95,11 +93,11 @@ def _shipments_between(frame: pd.DataFrame, nearest: pd.DataFrame) -> pd.Series:
     if todo.empty:
         return out
     seen = frame[[*_LANE, "shipment_id", "departure", "order"]].dropna(subset=["departure"])
-    seen = seen.assign(stamp=_stamps(seen["departure"])).sort_values("stamp", kind="stable")
+    seen = seen.assign(stamp=to_ns(seen["departure"])).sort_values("stamp", kind="stable")
     lanes = {key: (group["stamp"].to_numpy(), group["order"].to_numpy(), group["shipment_id"].to_numpy())
              for key, group in seen.groupby(_LANE, sort=False)}
-    low, high = np.minimum(_stamps(todo["departure"]), _stamps(todo["departure_prior"])), \
-        np.maximum(_stamps(todo["departure"]), _stamps(todo["departure_prior"]))
+    low, high = np.minimum(to_ns(todo["departure"]), to_ns(todo["departure_prior"])), \
+        np.maximum(to_ns(todo["departure"]), to_ns(todo["departure_prior"]))
     for i, (row, pair) in enumerate(todo.iterrows()):
         stamps, orders, shipments = lanes[(pair["carrier"], pair["origin"], pair["destination"])]
         part = slice(np.searchsorted(stamps, low[i], side="right"), np.searchsorted(stamps, high[i], side="left"))

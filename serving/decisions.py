@@ -66,14 +66,8 @@ class DecisionService:
 
     # -- idempotency ------------------------------------------------------------------------
     def existing(self, key: str, digest: str) -> dict | None:
-        with self.engine.connect() as conn:
-            row = conn.execute(select(decisions.c.request_hash, decisions.c.response).where(
-                decisions.c.idempotency_key == key)).first()
-        if row is None:
-            return None
-        if row[0] != digest:
-            raise Conflict("Idempotency-Key was already used with a different payload")
-        return row[1]
+        """The decision recorded under ``key``; Conflict if it was recorded for a different payload."""
+        return self.existing_many([key], [digest])[0]
 
     def existing_many(self, keys: list[str], digests: list[str]) -> list[dict | None]:
         """:meth:`existing` for many keys in one query (a batch, or a single decision)."""
