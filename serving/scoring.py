@@ -14,6 +14,7 @@ import numpy as np
 from features.assemble import LOOKED_UP, entity_keys, model_columns
 from features.errors import FeaturesUnavailable, ModelUnavailable
 from features.online import OnlineReader
+from serving.attribution import PathAttribution, probability
 
 TRAILING = ("carrier_volume_30d", "lane_volume_30d")
 
@@ -69,8 +70,9 @@ class DelayScorer:
     """Scores shipments with the champion delay model and Feast's online store.
 
     The hot path works on plain rows and numpy arrays: :func:`features.assemble.model_columns` builds
-    the model's inputs (the same values as the training frame, tested), the trees are asked directly
-    (one thread: the service runs one worker per core) and only the model's fitted state is used —
+    the model's inputs (the same values as the training frame, tested), the trees are asked once for the
+    leaf each row reaches (one thread: the service runs one worker per core) and the leaves give both the
+    score and the reasons (:mod:`serving.attribution`). Only the model's fitted state is used —
     ``features_``, ``vocab_``, ``booster_``, ``calibrator_`` — so a champion logged by an earlier version
     of ``models/`` scores the same way.
     """
@@ -90,6 +92,10 @@ class DelayScorer:
         self._trailing = [LOOKED_UP.index(c) for c in TRAILING]
         self._codes = {name: {value: float(i) for i, value in enumerate(values)}
                        for name, values in inner.vocab_.items()}
+        self._paths = PathAttribution(inner.booster_)
+        if self._paths.objective != "binary":
+            raise ModelUnavailable(f"{self.model.name} v{self.model.version} has objective "
+                                   f"'{self._paths.objective}', not binary")
 
     def _lookup(self, rows: list[dict]) -> np.ndarray:
         """Looked-up features, one row per shipment, ``LOOKED_UP`` order."""
@@ -121,13 +127,14 @@ class DelayScorer:
         columns = model_columns(rows, looked_up)
         x = self._matrix(columns)
         inner = self.model.model
-        p_all = inner.calibrator_.transform(inner.booster_.predict(x, num_threads=1))
         n = len(shipments)
+        leaves = self._paths.leaves(x)
+        p_all = inner.calibrator_.transform(probability(self._paths.raw_of(leaves)))
         names = inner.features_
         features = [{name: _plain(columns[name][i]) for name in names} for i in range(n)]
         reasons: list[list[dict]] = [[] for _ in range(n)]
         if explain:
-            contrib = inner.booster_.predict(x[:n], pred_contrib=True, num_threads=1)[:, :-1]
+            contrib = self._paths.contributions_of(leaves[:n])
             for i, values in enumerate(contrib):
                 top = np.argsort(-np.abs(values))[:5]
                 reasons[i] = [{"feature": names[j], "value": features[i][names[j]],
