@@ -44,19 +44,25 @@ class OnlineReader:
         self.columns = [name for _, _, names in self.views for name in names]
 
     def values(self, entity_rows: list[dict[str, str]]) -> np.ndarray:
-        """One row per entity row, one column per feature (``self.columns`` order); NaN where missing."""
+        """One row per entity row, one column per feature (``self.columns`` order); NaN where missing.
+
+        Each view reads each distinct key once: a shipment's alternatives share its lane, airports, hour
+        and equipment, and a batch shares its carriers and airports."""
         out = np.full((len(entity_rows), len(self.columns)), np.nan)
         column = 0
         try:
             for view, keys, names in self.views:
-                entity_keys = [EntityKeyProto(join_keys=keys, entity_values=[
-                    ValueProto(string_val=str(row[k])) for k in keys]) for row in entity_rows]
+                distinct: dict[tuple, int] = {}
+                where = [distinct.setdefault(tuple(str(row[k]) for k in keys), len(distinct)) for row in entity_rows]
+                entity_keys = [EntityKeyProto(join_keys=keys, entity_values=[ValueProto(string_val=v) for v in key])
+                               for key in distinct]
                 # a copy: Feast's Redis store appends its timestamp field to the list it is given
                 found = self.online.online_read(self.store.config, view, entity_keys, list(names))
+                block = np.full((len(entity_keys), len(names)), np.nan)
                 for i, (_, values) in enumerate(found):
                     if values:
-                        for j, name in enumerate(names):
-                            out[i, column + j] = _number(values.get(name))
+                        block[i] = [_number(values.get(name)) for name in names]
+                out[:, column:column + len(names)] = block[where]
                 column += len(names)
         except KeyError as exc:
             raise FeaturesUnavailable(f"entity row lacks key {exc}") from exc

@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from fastapi import Depends, FastAPI, Header, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import OperationalError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from features.errors import FeaturesUnavailable, InvalidInput, TollgateError
 from serving import live_updates
@@ -39,6 +41,54 @@ class Unauthorized(TollgateError):
     pass
 
 
+class BodyLimit:
+    """Bodies over the limit get the API's JSON 413 and reach nothing else. A body declared too long
+    (content-length) is refused before it is read; a body without a length (chunked) is read up to the
+    limit first, then handed on. A pure ASGI middleware: Starlette's ``BaseHTTPMiddleware`` costs a task
+    and a stream per request."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        length = dict(scope["headers"]).get(b"content-length")
+        if length is not None:
+            if length.isdigit() and int(length) > MAX_BODY_BYTES:
+                await _too_large()(scope, receive, send)
+                return
+            await self.app(scope, receive, send)
+            return
+        chunks, size, more = [], 0, True
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":
+                await self.app(scope, _replay([message]), send)
+                return
+            chunks.append(message.get("body", b""))
+            size += len(chunks[-1])
+            more = message.get("more_body", False)
+            if size > MAX_BODY_BYTES:
+                await _too_large()(scope, receive, send)
+                return
+        await self.app(scope, _replay([{"type": "http.request", "body": b"".join(chunks), "more_body": False}],
+                                      then=receive), send)
+
+
+def _replay(messages: list[dict], then=None):
+    async def receive() -> dict:
+        if messages:
+            return messages.pop(0)
+        return await then() if then else {"type": "http.disconnect"}
+    return receive
+
+
+def _too_large() -> JSONResponse:
+    return JSONResponse({"error": "PayloadTooLarge", "detail": f"body over {MAX_BODY_BYTES} bytes"}, 413)
+
+
 def create_app(runtime_factory: Callable[[], Runtime] = build_runtime) -> FastAPI:
     """The API; the runtime (database, models) is built on first request, not at import."""
     app = FastAPI(title="Tollgate decision API", version="1", docs_url=None, redoc_url=None)
@@ -50,7 +100,9 @@ def create_app(runtime_factory: Callable[[], Runtime] = build_runtime) -> FastAP
         return state["rt"]
 
     def role(*allowed: Role) -> Callable[..., Caller]:
-        def check(authorization: str | None = Header(default=None)) -> Caller:
+        # async: a cached key is a dict lookup, not worth a hop to the thread pool (a cache miss reads
+        # one row by primary key, once per key every 30 s)
+        async def check(authorization: str | None = Header(default=None)) -> Caller:
             caller = runtime().caller(authorization)
             if caller is None:
                 raise Unauthorized("missing or invalid API key (Authorization: Bearer <key>)")
@@ -60,45 +112,39 @@ def create_app(runtime_factory: Callable[[], Runtime] = build_runtime) -> FastAP
         return check
 
     _install_errors(app)
+    app.add_middleware(BodyLimit)
     app.include_router(review_router(runtime, role), prefix="/reviews", tags=["reviews"])
-
-    @app.middleware("http")
-    async def limit_body(request: Request, call_next):
-        length = request.headers.get("content-length")
-        if length and length.isdigit() and int(length) > MAX_BODY_BYTES:
-            return JSONResponse({"error": "PayloadTooLarge", "detail": f"body over {MAX_BODY_BYTES} bytes"}, 413)
-        return await call_next(request)
 
     @app.post("/shipments/decide", response_model=ShipmentDecision)
     def decide_shipment(body: ShipmentIn, caller: Caller = Depends(role(Role.ORCHESTRATOR)),
-                        idempotency_key: str | None = Header(default=None, max_length=128)) -> dict:
+                        idempotency_key: str | None = Header(default=None, max_length=128)) -> JSONResponse:
         """Decide one shipment at dispatch."""
-        return _observed(runtime().decisions.decide_shipments([body], header_key=idempotency_key,
-                                                              caller=caller.key_id))[0]
+        return _respond(_observed(runtime().decisions.decide_shipments([body], header_key=idempotency_key,
+                                                                       caller=caller.key_id))[0])
 
     @app.post("/shipments/decide/batch", response_model=ShipmentBatchDecision)
     def decide_shipments(body: ShipmentBatchIn, caller: Caller = Depends(role(Role.ORCHESTRATOR)),
-                         idempotency_key: str | None = Header(default=None, max_length=128)) -> dict:
+                         idempotency_key: str | None = Header(default=None, max_length=128)) -> JSONResponse:
         """Decide up to 1,000 shipments in one request."""
         done = runtime().decisions.decide_shipments(body.shipments, header_key=idempotency_key,
                                                     caller=caller.key_id)
-        return {"decisions": _observed(done)}
+        return _respond({"decisions": _observed(done)})
 
     @app.post("/invoices/decide", response_model=InvoiceDecision)
     def decide_invoice(body: InvoiceIn, caller: Caller = Depends(role(Role.ORCHESTRATOR)),
-                       idempotency_key: str | None = Header(default=None, max_length=128)) -> dict:
+                       idempotency_key: str | None = Header(default=None, max_length=128)) -> JSONResponse:
         """Decide one carrier invoice: approve, hold, dispute or review."""
         rt = runtime()
-        return _observed(decide_invoices(rt.decisions, rt.invoice_scorer, [body], header_key=idempotency_key,
-                                         caller=caller.key_id))[0]
+        return _respond(_observed(decide_invoices(rt.decisions, rt.invoice_scorer, [body],
+                                                  header_key=idempotency_key, caller=caller.key_id))[0])
 
     @app.post("/invoices/decide/batch", response_model=InvoiceBatchDecision)
     def decide_invoice_batch(body: InvoiceBatchIn, caller: Caller = Depends(role(Role.ORCHESTRATOR)),
-                             idempotency_key: str | None = Header(default=None, max_length=128)) -> dict:
+                             idempotency_key: str | None = Header(default=None, max_length=128)) -> JSONResponse:
         """Decide up to 1,000 invoices in one request, in order."""
         rt = runtime()
-        return {"decisions": _observed(decide_invoices(rt.decisions, rt.invoice_scorer, body.invoices,
-                                                       header_key=idempotency_key, caller=caller.key_id))}
+        return _respond({"decisions": _observed(decide_invoices(rt.decisions, rt.invoice_scorer, body.invoices,
+                                                                header_key=idempotency_key, caller=caller.key_id))})
 
     @app.post("/events", response_model=EventAccepted)
     def post_event(body: EventIn, _: Caller = Depends(role(Role.ORCHESTRATOR))) -> dict:
@@ -131,6 +177,12 @@ def create_app(runtime_factory: Callable[[], Runtime] = build_runtime) -> FastAP
     return app
 
 
+def _respond(body: dict) -> JSONResponse:
+    """A decision body as built by :mod:`serving.decisions` (already the response model's JSON form, or
+    the recorded original): sent as it is, not validated a second time against ``response_model``."""
+    return JSONResponse(body)
+
+
 def _observed(decisions: list[dict]) -> list[dict]:
     for decision in decisions:
         observe(decision)
@@ -150,6 +202,12 @@ def _install_errors(app: FastAPI) -> None:
         errors = [{"field": ".".join(str(p) for p in e["loc"][1:]) or "body", "message": e["msg"]}
                   for e in exc.errors()]
         return JSONResponse({"error": "InvalidInput", "detail": errors}, 422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 413:
+            return _too_large()
+        return await http_exception_handler(request, exc)
 
     @app.exception_handler(OperationalError)
     async def database_down(_: Request, exc: OperationalError) -> JSONResponse:

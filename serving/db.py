@@ -27,6 +27,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Engine
 
+from serving.sqlite_writers import QueuedWriterConnection
+
 metadata = MetaData()
 
 api_keys = Table(
@@ -196,9 +198,11 @@ Index("ux_policy_version", policy_versions.c.policy_id, policy_versions.c.versio
 
 
 def make_engine(url: str) -> Engine:
-    """Engine for ``url``; SQLite gets WAL, a busy timeout and foreign keys."""
+    """Engine for ``url``; SQLite gets WAL, a busy timeout, foreign keys and queued writers
+    (:mod:`serving.sqlite_writers`)."""
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False,
+                                                  "factory": QueuedWriterConnection})
 
         @event.listens_for(engine, "connect")
         def _pragmas(dbapi_conn, _record) -> None:

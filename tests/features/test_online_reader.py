@@ -25,6 +25,7 @@ def test_reader_agrees_with_the_sdk(tmp_path, march_sample, online):
     feature_store.apply(store, settings)
     materialize_features(settings=settings)
     rows = entity_frame(march_sample.tail(40)).drop(columns=["shipment_id", "event_timestamp"]).to_dict("records")
+    rows += [{**row, "carrier": "UA"} for row in rows[:7]]  # alternatives: keys repeat in most views
     rows.append({k: "NOPE" for k in rows[0]})
     sdk = feature_store.online_features(store, rows)
     fast = OnlineReader(store, "delay_risk_v1").read(rows)

@@ -1,5 +1,6 @@
 """The shipment decision API over SQLite and PostgreSQL, with stub models."""
 
+import json
 import threading
 
 import pytest
@@ -100,8 +101,18 @@ def test_bad_input_names_the_field_and_records_nothing(api):
     assert api.post("/shipments/decide", json=extra, headers=api.headers_for(Role.ORCHESTRATOR)).status_code == 422
     huge = api.post("/shipments/decide", content=b"x" * (3 * 1024 * 1024),
                     headers={**api.headers_for(Role.ORCHESTRATOR), "content-type": "application/json"})
-    assert huge.status_code == 413
+    assert huge.status_code == 413 and huge.json()["error"] == "PayloadTooLarge"
+    chunked = api.post("/shipments/decide", content=iter([b"x" * 1024 * 1024] * 3),  # no content-length
+                       headers={**api.headers_for(Role.ORCHESTRATOR), "content-type": "application/json"})
+    assert chunked.status_code == 413
     assert _count(api.runtime, decisions) == 0
+
+
+def test_a_chunked_body_under_the_limit_is_decided(api):
+    body = json.dumps(SHIPMENT).encode()
+    r = api.post("/shipments/decide", content=iter([body[:40], body[40:]]),  # no content-length
+                 headers={**api.headers_for(Role.ORCHESTRATOR), "content-type": "application/json"})
+    assert r.status_code == 200 and r.json()["subject_id"] == SHIPMENT["shipment_id"]
 
 
 def test_batch_decides_every_shipment(api):
