@@ -14,7 +14,6 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from functools import partial
 
-import pandas as pd
 from sqlalchemy import insert, select
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
@@ -136,7 +135,7 @@ class DecisionService:
                               scorer=scorer, degraded_reason=degraded_reason, features_missing=features_missing),
             scores={"p_late": p, "risk_band": risk_band(p) if p is not None else None},
         ).model_dump(mode="json")
-        body["_features"] = {k: (None if pd.isna(v) else v) for k, v in features.items()}
+        body["_features"] = dict(features)  # JSON-ready already (NaN as None)
         return body
 
     # -- recording --------------------------------------------------------------------------
@@ -188,8 +187,7 @@ class DecisionService:
                  for i in items]
         try:
             with self.engine.begin() as conn:
-                for item in items:
-                    record_schedule(conn, shipment=item["request"])
+                record_schedule(conn, shipments=[item["request"] for item in items])
                 self._write(conn, [b[0] for b in built], [c for b in built for c in b[1]],
                             [e for b in built for e in b[2]])
         except IntegrityError:
@@ -198,7 +196,7 @@ class DecisionService:
                 response = {**item["response"], "_features": row["features"]}
                 out.append(self._record(kind="shipment", subject_id=row["subject_id"], key=item["key"],
                                         digest=item["digest"], request=item["request"], response=response,
-                                        caller=caller, also=partial(record_schedule, shipment=item["request"])))
+                                        caller=caller, also=partial(record_schedule, shipments=[item["request"]])))
             return out
         return [item["response"] for item in items]
 

@@ -32,7 +32,8 @@ from features.transforms import carrier_origin_key
 from serving.db import events, movements
 from serving.schemas import EventIn, EventType
 
-_UPSERT = {"sqlite": sqlite_insert, "postgresql": pg_insert}
+_INSERT_IF_ABSENT = {name: upsert(movements).on_conflict_do_nothing(index_elements=["shipment_id"])
+                     for name, upsert in (("sqlite", sqlite_insert), ("postgresql", pg_insert))}
 
 
 def _utc(stamp: datetime) -> datetime:
@@ -40,21 +41,25 @@ def _utc(stamp: datetime) -> datetime:
     return stamp.astimezone(UTC)
 
 
-def record_schedule(conn: Connection, *, shipment: dict) -> None:
-    """Remember a decided shipment's schedule (it counts as 'not yet departed' until it departs), in the
-    caller's transaction; a shipment already known is left as it is (insert if absent, so a concurrent
-    decision for the same shipment neither fails nor aborts the transaction)."""
-    row = {k: shipment.get(k) for k in ("shipment_id", "carrier", "origin", "destination")}
-    row |= {k: _utc(datetime.fromisoformat(shipment[k])) for k in ("scheduled_departure", "scheduled_arrival")}
-    upsert = _UPSERT.get(conn.dialect.name)
-    if upsert is not None:
-        conn.execute(upsert(movements).values(**row).on_conflict_do_nothing(index_elements=["shipment_id"]))
+def record_schedule(conn: Connection, *, shipments: list[dict]) -> None:
+    """Remember decided shipments' schedules (each counts as 'not yet departed' until it departs), in the
+    caller's transaction and one statement; a shipment already known is left as it is (insert if absent,
+    so a concurrent decision for the same shipment neither fails nor aborts the transaction)."""
+    rows = [{k: shipment.get(k) for k in ("shipment_id", "carrier", "origin", "destination")}
+            | {k: _utc(datetime.fromisoformat(shipment[k])) for k in ("scheduled_departure", "scheduled_arrival")}
+            for shipment in shipments]
+    if not rows:
         return
-    try:  # another database: a savepoint keeps a duplicate from aborting the decision's transaction
-        with conn.begin_nested():
-            conn.execute(insert(movements).values(**row))
-    except IntegrityError:
-        pass
+    statement = _INSERT_IF_ABSENT.get(conn.dialect.name)
+    if statement is not None:
+        conn.execute(statement, rows)
+        return
+    for row in rows:  # another database: a savepoint keeps a duplicate from aborting the decision's transaction
+        try:
+            with conn.begin_nested():
+                conn.execute(insert(movements).values(**row))
+        except IntegrityError:
+            pass
 
 
 def _apply(conn, event: EventIn) -> None:

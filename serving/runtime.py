@@ -15,6 +15,7 @@ from features.errors import ModelUnavailable
 from serving.auth import Caller, authenticate
 from serving.db import create_schema, make_engine
 from serving.decisions import DecisionService
+from serving.otel import freeze_long_lived
 from serving.policy_store import PolicySource
 from serving.reviews import ReviewService
 from serving.scoring import DelayScorer, load_champion
@@ -88,6 +89,7 @@ class Runtime:
                 self._invoice_failed_at = time.monotonic()
                 raise
             self._invoice = InvoiceScorer(model, self.online_store(), self.engine)
+            freeze_long_lived()
         return self._invoice
 
     def delay_scorer(self) -> DelayScorer:
@@ -103,6 +105,7 @@ class Runtime:
                     model = load_champion("delay_risk", self.tracking_uri)
                     self._scorer = DelayScorer(model, feature_store.open_store(settings),
                                                feature_store.read_lane_carriers(settings.data_dir))
+                    freeze_long_lived()
                 except ModelUnavailable:
                     self._failed_at = time.monotonic()
                     raise

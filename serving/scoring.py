@@ -57,13 +57,11 @@ def risk_band(p: float) -> str:
     return "high" if p >= 0.5 else "elevated" if p >= 0.3 else "low"
 
 
-def _plain(value: object) -> object:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return None
-    if isinstance(value, (np.floating, np.integer)):
-        value = value.item()
-        return None if isinstance(value, float) and math.isnan(value) else value
-    return value
+def _plain_column(values) -> list:
+    """A column as JSON-ready values: numpy scalars become Python numbers, NaN becomes None."""
+    items = values.tolist() if isinstance(values, np.ndarray) else list(values)
+    return [None if value is None or (isinstance(value, float) and math.isnan(value)) else value
+            for value in items]
 
 
 class DelayScorer:
@@ -131,7 +129,8 @@ class DelayScorer:
         leaves = self._paths.leaves(x)
         p_all = inner.calibrator_.transform(probability(self._paths.raw_of(leaves)))
         names = inner.features_
-        features = [{name: _plain(columns[name][i]) for name in names} for i in range(n)]
+        features = [dict(zip(names, row, strict=True)) for row in zip(*(_plain_column(columns[name][:n])
+                                                                       for name in names), strict=True)]
         reasons: list[list[dict]] = [[] for _ in range(n)]
         if explain:
             contrib = self._paths.contributions_of(leaves[:n])

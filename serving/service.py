@@ -10,7 +10,7 @@ from __future__ import annotations
 import bentoml
 
 from serving.app import create_app
-from serving.otel import freeze_startup_objects, release_request_spans
+from serving.otel import freeze_long_lived, release_request_spans
 from serving.web import create_web_app
 
 api = create_app()
@@ -26,7 +26,7 @@ class Tollgate:
 
     @bentoml.on_startup
     def _freeze(self) -> None:
-        freeze_startup_objects()
+        freeze_long_lived()
 
     def __is_ready__(self) -> bool:
         runtime = api.state.runtime()
