@@ -1,10 +1,14 @@
-"""A fast online reader for one FeatureService: resolved once, then one ``online_read`` per view.
+"""A fast online reader for one FeatureService: resolved once, then one read per view (Redis) or one
+statement for all views (SQLite).
 
 ``FeatureStore.get_online_features`` rebuilds every feature view from the registry's protos on each
 call (with typeguard-checked ``Field`` objects): ~100 ms a call with eight views, measured here. The
 reader resolves the FeatureService's views once, at start, and then asks the configured online store
-(SQLite or Redis) directly — the same store, keys and values Feast's SDK would read, and
-``tests/features/test_online_reader.py`` checks they agree.
+directly — the same store, keys and values Feast's SDK would read, and
+``tests/features/test_online_reader.py`` checks they agree on SQLite and on Redis. On SQLite, Feast's
+``online_read`` is one query per view (plus a datetime conversion of every row's timestamp): the reader
+sends the eight views' queries as one ``UNION ALL`` statement over the same tables, keys and value
+encoding instead (~0.3 ms less a decision, measured here).
 """
 
 from __future__ import annotations
@@ -14,6 +18,9 @@ import math
 import numpy as np
 import pandas as pd
 from feast import FeatureStore
+from feast.infra.key_encoding_utils import serialize_entity_key
+from feast.infra.online_stores.sqlite import SqliteOnlineStore
+from feast.infra.online_stores.sqlite import _table_id as sqlite_table  # noqa: PLC2701 - Feast's table names
 from feast.protos.feast.types.EntityKey_pb2 import EntityKey as EntityKeyProto
 from feast.protos.feast.types.Value_pb2 import Value as ValueProto
 
@@ -42,6 +49,12 @@ class OnlineReader:
             self.views.append((view, keys, [f.name for f in projection.features]))
         self.online = store._get_provider().online_store  # noqa: SLF001 - the configured online store
         self.columns = [name for _, _, names in self.views for name in names]
+        self._tables: list[str] | None = None
+        if isinstance(self.online, SqliteOnlineStore):
+            config = store.config
+            versioned = config.registry.enable_online_feature_view_versioning
+            self._tables = ['"' + sqlite_table(config.project, view, versioned).replace('"', '""') + '"'
+                            for view, _, _ in self.views]
 
     def values(self, entity_rows: list[dict[str, str]]) -> np.ndarray:
         """One row per entity row, one column per feature (``self.columns`` order); NaN where missing.
@@ -49,19 +62,15 @@ class OnlineReader:
         Each view reads each distinct key once: a shipment's alternatives share its lane, airports, hour
         and equipment, and a batch shares its carriers and airports."""
         out = np.full((len(entity_rows), len(self.columns)), np.nan)
-        column = 0
         try:
-            for view, keys, names in self.views:
+            per_view = []
+            for _, keys, _ in self.views:
                 distinct: dict[tuple, int] = {}
                 where = [distinct.setdefault(tuple(str(row[k]) for k in keys), len(distinct)) for row in entity_rows]
-                entity_keys = [EntityKeyProto(join_keys=keys, entity_values=[ValueProto(string_val=v) for v in key])
-                               for key in distinct]
-                # a copy: Feast's Redis store appends its timestamp field to the list it is given
-                found = self.online.online_read(self.store.config, view, entity_keys, list(names))
-                block = np.full((len(entity_keys), len(names)), np.nan)
-                for i, (_, values) in enumerate(found):
-                    if values:
-                        block[i] = [_number(values.get(name)) for name in names]
+                per_view.append((list(distinct), where))
+            blocks = self._read_sqlite(per_view) if self._tables is not None else self._read_store(per_view)
+            column = 0
+            for (_, _, names), (_, where), block in zip(self.views, per_view, blocks, strict=True):
                 out[:, column:column + len(names)] = block[where]
                 column += len(names)
         except KeyError as exc:
@@ -69,6 +78,55 @@ class OnlineReader:
         except Exception as exc:  # noqa: BLE001 - any backend failure means the features are unavailable
             raise FeaturesUnavailable(f"online store read failed: {exc}") from exc
         return out
+
+    @staticmethod
+    def _proto(keys: list[str], values: tuple) -> EntityKeyProto:
+        return EntityKeyProto(join_keys=keys, entity_values=[ValueProto(string_val=v) for v in values])
+
+    def _read_store(self, per_view: list) -> list[np.ndarray]:
+        """Through the store's ``online_read``, one call per view."""
+        blocks = []
+        for (view, keys, names), (distinct, _) in zip(self.views, per_view, strict=True):
+            # a copy: Feast's Redis store appends its timestamp field to the list it is given
+            found = self.online.online_read(self.store.config, view, [self._proto(keys, d) for d in distinct],
+                                            list(names))
+            block = np.full((len(distinct), len(names)), np.nan)
+            for i, (_, values) in enumerate(found):
+                if values:
+                    block[i] = [_number(values.get(name)) for name in names]
+            blocks.append(block)
+        return blocks
+
+    def _read_sqlite(self, per_view: list, max_parameters: int = 10_000) -> list[np.ndarray]:
+        """Feast's SQLite tables read with one statement for all views (more if a batch has very many
+        distinct keys: SQLite caps a statement's parameters)."""
+        config = self.store.config
+        version = config.entity_key_serialization_version
+        parts, lookups, blocks = [], [], []
+        for v, ((_, keys, names), (distinct, _)) in enumerate(zip(self.views, per_view, strict=True)):
+            serialized = [serialize_entity_key(self._proto(keys, d), entity_key_serialization_version=version)
+                          for d in distinct]
+            lookups.append(({key: i for i, key in enumerate(serialized)}, {n: j for j, n in enumerate(names)}))
+            blocks.append(np.full((len(distinct), len(names)), np.nan))
+            parts.append((f"SELECT {v}, entity_key, feature_name, value FROM {self._tables[v]} "
+                          f"WHERE entity_key IN ({','.join('?' * len(serialized))})", serialized))
+        conn = self.online._get_conn(config)  # noqa: SLF001 - the connection Feast reads with
+        value = ValueProto()
+        start = 0
+        while start < len(parts):
+            end, count = start, 0
+            while end < len(parts) and (end == start or count + len(parts[end][1]) <= max_parameters):
+                count += len(parts[end][1])
+                end += 1
+            sql = " UNION ALL ".join(part for part, _ in parts[start:end])
+            for v, key, feature, data in conn.execute(sql, [p for _, ps in parts[start:end] for p in ps]):
+                rows, columns = lookups[v]
+                j = columns.get(feature)
+                if j is not None:
+                    value.ParseFromString(data)
+                    blocks[v][rows[key], j] = _number(value)
+            start = end
+        return blocks
 
     def read(self, entity_rows: list[dict[str, str]]) -> pd.DataFrame:
         """One row per entity row, columns in FeatureService order."""
