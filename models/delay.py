@@ -3,6 +3,8 @@
 Scikit-learn style API (``fit`` / ``predict_proba`` / ``explain``). The hot path calls
 ``booster.predict`` on a numpy matrix (the sklearn wrapper costs ~1 ms a call); categorical inputs are
 mapped to integer codes with a vocabulary frozen at fit time (unknown values become missing).
+``explain`` gives exact TreeSHAP reasons, for offline use; the decision service explains by tree path,
+tabulated per leaf (``serving/attribution.py``; the two are compared by ``tollgate bench --suite reasons``).
 """
 
 from __future__ import annotations
