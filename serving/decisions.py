@@ -14,7 +14,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from functools import partial
 
-from sqlalchemy import insert, select
+from sqlalchemy import bindparam, insert, select
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
@@ -26,6 +26,12 @@ from serving.live_updates import record_schedule
 from serving.policy_store import PolicySource
 from serving.schemas import ShipmentDecision, ShipmentIn
 from serving.scoring import DelayScorer, risk_band
+
+
+# built once: the statement and its compiled form are reused by every decision
+_RECORDED = select(decisions.c.idempotency_key, decisions.c.request_hash, decisions.c.response).where(
+    decisions.c.idempotency_key.in_(bindparam("keys", expanding=True)))
+_INSERT_DECISIONS, _INSERT_CASES, _INSERT_CASE_EVENTS = insert(decisions), insert(review_cases), insert(case_events)
 
 
 class Conflict(TollgateError):
@@ -73,10 +79,7 @@ class DecisionService:
         found: dict[str, tuple[str, dict]] = {}
         with self.engine.connect() as conn:
             for start in range(0, len(keys), 500):
-                chunk = keys[start:start + 500]
-                query = select(decisions.c.idempotency_key, decisions.c.request_hash, decisions.c.response).where(
-                    decisions.c.idempotency_key.in_(chunk))
-                found |= {k: (h, r) for k, h, r in conn.execute(query)}
+                found |= {k: (h, r) for k, h, r in conn.execute(_RECORDED, {"keys": keys[start:start + 500]})}
         out = []
         for key, digest in zip(keys, digests, strict=True):
             if key in found and found[key][0] != digest:
@@ -155,10 +158,10 @@ class DecisionService:
 
     @staticmethod
     def _write(conn: Connection, rows: list[dict], cases: list[dict], events: list[dict]) -> None:
-        conn.execute(insert(decisions), rows)
+        conn.execute(_INSERT_DECISIONS, rows)
         if cases:
-            conn.execute(insert(review_cases), cases)
-            conn.execute(insert(case_events), events)
+            conn.execute(_INSERT_CASES, cases)
+            conn.execute(_INSERT_CASE_EVENTS, events)
 
     def _record(self, *, kind: str, subject_id: str, key: str, digest: str, request: dict, response: dict,
                 caller: str | None, lane: str | None = None, also: Callable[[Connection], None] | None = None) -> dict:
