@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
@@ -197,10 +198,30 @@ def create_app(runtime_factory: Callable[[], Runtime] = build_runtime) -> FastAP
     return app
 
 
+class DecisionJSON(JSONResponse):
+    """JSON as pydantic would write it for the response model: a non-finite float is ``null``."""
+
+    def render(self, content) -> bytes:
+        try:
+            return super().render(content)
+        except ValueError:  # NaN or infinity somewhere (json.dumps refuses them with allow_nan=False)
+            return super().render(_finite(content))
+
+
+def _finite(value):
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
+
+
 def _respond(body: dict) -> JSONResponse:
     """A decision body as built by :mod:`serving.decisions` (already the response model's JSON form, or
     the recorded original): sent as it is, not validated a second time against ``response_model``."""
-    return JSONResponse(body)
+    return DecisionJSON(body)
 
 
 def _observed(decisions: list[dict]) -> list[dict]:

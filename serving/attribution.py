@@ -54,8 +54,8 @@ class PathAttribution:
             stack = [(root, {})]
             while stack:
                 node, path = stack.pop()
-                if "leaf_index" in node:
-                    leaf = base + node["leaf_index"]
+                if _is_leaf(node):
+                    leaf = base + node.get("leaf_index", 0)  # a single-leaf tree's root has no index
                     leaf_values[leaf] = node["leaf_value"]
                     for feature, value in path.items():
                         rows.append(leaf)
@@ -95,13 +95,17 @@ class PathAttribution:
         return Attribution(raw=self.raw_of(leaves), contributions=self.contributions_of(leaves), bias=self.bias)
 
 
+def _is_leaf(node: dict) -> bool:
+    return "split_feature" not in node
+
+
 def _expectations(root: dict) -> dict[int, float]:
     """Each node's expected output over the training rows that reached it (leaf values weighted by their
     row counts) — the baseline TreeSHAP uses too, so that with one split per tree both methods agree."""
     out: dict[int, float] = {}
 
     def visit(node: dict) -> tuple[float, float]:
-        if "leaf_index" in node:
+        if _is_leaf(node):
             out[id(node)] = node["leaf_value"]
             return node["leaf_value"], float(node.get("leaf_count", 0))
         (left, n_left), (right, n_right) = visit(node["left_child"]), visit(node["right_child"])

@@ -105,3 +105,13 @@ def test_a_feature_never_split_on_gets_nothing():
     booster = lgb.train({"objective": "binary", "verbose": -1, "num_threads": 1},
                         lgb.Dataset(x, label=y), num_boost_round=20)
     assert not PathAttribution(booster).explain(_data(50, seed=3)[0]).contributions[:, 3].any()
+
+
+def test_single_leaf_trees_are_all_bias():
+    x = np.ones((200, 3))
+    y = (np.arange(200) % 3 == 0).astype(float)
+    booster = lgb.train({"objective": "binary", "verbose": -1, "num_threads": 1},
+                        lgb.Dataset(x, label=y), num_boost_round=3)  # nothing to split on: one leaf
+    explained = PathAttribution(booster).explain(x[:5])
+    np.testing.assert_allclose(explained.raw, booster.predict(x[:5], raw_score=True), atol=1e-12)
+    assert not explained.contributions.any()

@@ -108,6 +108,13 @@ def test_bad_input_names_the_field_and_records_nothing(api):
     assert _count(api.runtime, decisions) == 0
 
 
+def test_a_non_finite_score_is_sent_as_null_not_a_500():
+    from serving.app import _respond
+
+    body = _respond({"scores": {"p_late": float("nan"), "risk_band": "low"}, "reasons": [{"value": float("inf")}]})
+    assert json.loads(body.body) == {"scores": {"p_late": None, "risk_band": "low"}, "reasons": [{"value": None}]}
+
+
 def test_a_chunked_body_under_the_limit_is_decided(api):
     body = json.dumps(SHIPMENT).encode()
     r = api.post("/shipments/decide", content=iter([body[:40], body[40:]]),  # no content-length
