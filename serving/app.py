@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
@@ -12,6 +13,7 @@ from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import OperationalError
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from features.errors import FeaturesUnavailable, InvalidInput, TollgateError
@@ -22,7 +24,7 @@ from serving.invoice_decisions import decide_invoices
 from serving.metrics import observe
 from serving.review_api import review_router
 from serving.reviews import NotFound
-from serving.runtime import Runtime, build_runtime
+from serving.runtime import UNCACHED, Runtime, build_runtime
 from serving.schemas import (
     EventAccepted,
     EventIn,
@@ -112,17 +114,23 @@ def create_app(runtime_factory: Callable[[], Runtime] = build_runtime) -> FastAP
     """The API; the runtime (database, models) is built on first request, not at import."""
     app = FastAPI(title="Tollgate decision API", version="1", docs_url=None, redoc_url=None)
     state: dict[str, Runtime] = {}
+    building = threading.Lock()
 
     def runtime() -> Runtime:
         if "rt" not in state:
-            state["rt"] = runtime_factory()
+            with building:  # concurrent first requests build one runtime
+                if "rt" not in state:
+                    state["rt"] = runtime_factory()
         return state["rt"]
 
     def role(*allowed: Role) -> Callable[..., Caller]:
-        # async: a cached key is a dict lookup, not worth a hop to the thread pool (a cache miss reads
-        # one row by primary key, once per key every 30 s)
+        # async: a cached key is a dict lookup, not worth a hop to the thread pool; building the runtime
+        # and a cache miss (a database read) go to the pool, never blocking the event loop
         async def check(authorization: str | None = Header(default=None)) -> Caller:
-            caller = runtime().caller(authorization)
+            built = state.get("rt")
+            caller = built.cached_caller(authorization) if built is not None else UNCACHED
+            if caller is UNCACHED:
+                caller = await run_in_threadpool(lambda: runtime().caller(authorization))
             if caller is None:
                 raise Unauthorized("missing or invalid API key (Authorization: Bearer <key>)")
             if caller.role not in allowed and caller.role != Role.ADMIN:

@@ -21,6 +21,7 @@ from serving.reviews import ReviewService
 from serving.scoring import DelayScorer, load_champion
 
 ROOT = Path(__file__).resolve().parent.parent
+UNCACHED = object()
 
 
 def database_url() -> str:
@@ -56,12 +57,17 @@ class Runtime:
             self._reviews = ReviewService(self.engine, policies=self.decisions.policies)
         return self._reviews
 
+    def cached_caller(self, authorization: str | None) -> Caller | None | object:
+        """The cached answer for this key if it is fresh, else ``UNCACHED`` (no database access)."""
+        hit = self._keys.get(authorization or "")
+        return hit[1] if hit and time.monotonic() - hit[0] < 30 else UNCACHED
+
     def caller(self, authorization: str | None) -> Caller | None:
         """Authenticate with a 30-second cache (revocation takes effect within that time)."""
+        cached = self.cached_caller(authorization)
+        if cached is not UNCACHED:
+            return cached
         now = time.monotonic()
-        hit = self._keys.get(authorization or "")
-        if hit and now - hit[0] < 30:
-            return hit[1]
         caller = authenticate(self.engine, authorization)
         if len(self._keys) > 10_000:
             self._keys.clear()
