@@ -20,6 +20,7 @@ from features.errors import FeaturesUnavailable, InvalidInput, TollgateError
 from serving import live_updates
 from serving.auth import Caller, Forbidden, Role
 from serving.decisions import Conflict
+from serving.explanations import explain_decision
 from serving.invoice_decisions import decide_invoices
 from serving.metrics import observe
 from serving.review_api import review_router
@@ -201,6 +202,14 @@ def create_app(runtime_factory: Callable[[], Runtime] = build_runtime) -> FastAP
         case_id = runtime().reviews.case_of_decision(decision_id)
         link = {"Link": f'</v1/reviews/{case_id}>; rel="review-case"'} if case_id else None
         return JSONResponse(found, headers=link)
+
+    @app.get("/decisions/{decision_id}/explanation")
+    def explain(decision_id: str, _: Caller = Depends(role(Role.ORCHESTRATOR, Role.REVIEWER, Role.APPROVER))) -> dict:
+        """Exact TreeSHAP reasons for a logged shipment decision, with the model version that decided it."""
+        row = runtime().decisions.logged(decision_id)
+        if row is None:
+            return JSONResponse({"error": "NotFound", "detail": f"no decision {decision_id}"}, 404)
+        return _respond(explain_decision(row, runtime().model_version))
 
     app.state.runtime = runtime
     return app

@@ -229,3 +229,11 @@ class DecisionService:
         with self.engine.connect() as conn:
             row = conn.execute(select(decisions.c.response).where(decisions.c.decision_id == decision_id)).first()
         return row[0] if row else None
+
+    def logged(self, decision_id: str) -> dict | None:
+        """What the decision log kept of a decision: kind, model, features and response."""
+        columns = [decisions.c.decision_id, decisions.c.kind, decisions.c.model_name, decisions.c.model_version,
+                   decisions.c.features, decisions.c.response]
+        with self.engine.connect() as conn:
+            row = conn.execute(select(*columns).where(decisions.c.decision_id == decision_id)).first()
+        return dict(row._mapping) if row else None

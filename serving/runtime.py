@@ -18,7 +18,7 @@ from serving.decisions import DecisionService
 from serving.otel import freeze_long_lived
 from serving.policy_store import PolicySource
 from serving.reviews import ReviewService
-from serving.scoring import DelayScorer, load_champion
+from serving.scoring import DelayScorer, LoadedModel, load_champion, load_model
 
 ROOT = Path(__file__).resolve().parent.parent
 UNCACHED = object()
@@ -49,6 +49,7 @@ class Runtime:
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _keys: dict[str, tuple[float, Caller | None]] = field(default_factory=dict)
     _reviews: ReviewService | None = None
+    _versions: dict[tuple[str, str], LoadedModel] = field(default_factory=dict)
 
     @property
     def reviews(self) -> ReviewService:
@@ -73,6 +74,15 @@ class Runtime:
             self._keys.clear()
         self._keys[authorization or ""] = (now, caller)
         return caller
+
+    def model_version(self, name: str, version: str) -> LoadedModel:
+        """A registered model version (for explaining logged decisions), loaded once per process."""
+        key = (name, str(version))
+        if key not in self._versions:
+            if len(self._versions) >= 4:
+                self._versions.clear()
+            self._versions[key] = load_model(name, self.tracking_uri, version=str(version))
+        return self._versions[key]
 
     def online_store(self):
         """The Feast store used for online reads and pushes (shared with the scorer once loaded)."""

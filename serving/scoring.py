@@ -29,19 +29,47 @@ class LoadedModel:
 
 def load_champion(model_name: str, tracking_uri: str) -> LoadedModel:
     """The model behind alias ``champion`` (raises ModelUnavailable)."""
+    return load_model(model_name, tracking_uri, alias="champion")
+
+
+def load_model(model_name: str, tracking_uri: str, *, alias: str | None = None,
+               version: str | None = None) -> LoadedModel:
+    """A registered model by alias or version (raises ModelUnavailable)."""
     import mlflow
     from mlflow import MlflowClient
 
+    ref = f"@{alias}" if alias else f"/{version}"
     try:
         mlflow.set_tracking_uri(tracking_uri)
         mlflow.set_registry_uri(tracking_uri)
-        version = MlflowClient().get_model_version_by_alias(model_name, "champion")
-        loaded = mlflow.pyfunc.load_model(f"models:/{model_name}@champion")
+        client = MlflowClient()
+        found = (client.get_model_version_by_alias(model_name, alias) if alias
+                 else client.get_model_version(model_name, str(version)))
+        loaded = mlflow.pyfunc.load_model(f"models:/{model_name}{ref}")
         inner = loaded.unwrap_python_model().model
     except Exception as exc:  # noqa: BLE001 - any registry/artifact failure means no model
-        raise ModelUnavailable(f"{model_name}@champion could not be loaded: {exc}") from exc
-    service = (version.tags or {}).get("feature_service", "delay_risk_v1")
-    return LoadedModel(model_name, str(version.version), service, inner)
+        raise ModelUnavailable(f"{model_name}{ref} could not be loaded: {exc}") from exc
+    service = (found.tags or {}).get("feature_service", "delay_risk_v1")
+    return LoadedModel(model_name, str(found.version), service, inner)
+
+
+def category_codes(inner) -> dict[str, dict[str, float]]:
+    """Category -> code (as float) for each categorical input, from the model's frozen vocabulary."""
+    return {name: {value: float(i) for i, value in enumerate(values)} for name, values in inner.vocab_.items()}
+
+
+def model_matrix(inner, codes: dict[str, dict[str, float]], columns: Mapping) -> np.ndarray:
+    """The model's input matrix from columns (name -> values); unknown categories become missing."""
+    n = len(next(iter(columns.values()))) if columns else 0
+    x = np.empty((n, len(inner.features_)), dtype=float)
+    for j, name in enumerate(inner.features_):
+        values = columns[name]
+        known = codes.get(name)
+        if known is not None:
+            x[:, j] = [known.get(str(v), math.nan) for v in values]
+        else:  # numpy columns on the hot path; lists (a logged decision's values, None for missing) otherwise
+            x[:, j] = values if isinstance(values, np.ndarray) else [math.nan if v is None else v for v in values]
+    return x
 
 
 @dataclass
@@ -88,8 +116,7 @@ class DelayScorer:
             raise FeaturesUnavailable(f"FeatureService {self.model.feature_service} lacks feature(s) {missing}")
         self._take = np.array([order[c] for c in LOOKED_UP])
         self._trailing = [LOOKED_UP.index(c) for c in TRAILING]
-        self._codes = {name: {value: float(i) for i, value in enumerate(values)}
-                       for name, values in inner.vocab_.items()}
+        self._codes = category_codes(inner)
         self._paths = PathAttribution(inner.booster_)
         if self._paths.objective != "binary":
             raise ModelUnavailable(f"{self.model.name} v{self.model.version} has objective "
@@ -104,12 +131,7 @@ class DelayScorer:
         unknown = [name for name in names if name not in columns]
         if unknown:  # a champion trained on features this service does not build: no usable model
             raise ModelUnavailable(f"{self.model.name} v{self.model.version} expects unknown feature(s) {unknown}")
-        n = len(columns["carrier"])
-        x = np.empty((n, len(names)), dtype=float)
-        for j, name in enumerate(names):
-            codes = self._codes.get(name)
-            x[:, j] = [codes.get(str(v), math.nan) for v in columns[name]] if codes is not None else columns[name]
-        return x
+        return model_matrix(self.model.model, self._codes, columns)
 
     def score(self, shipments: Sequence[Mapping], *, explain: bool = True, reroute: bool = True) -> DelayScores:
         """Score the shipments (request fields as mappings) and, in the same pass, every alternative

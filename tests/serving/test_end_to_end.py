@@ -93,6 +93,15 @@ def test_real_decision_over_http(server):
                        timeout=30).json()
     assert again["decision_id"] == body["decision_id"]
     json.dumps(body)
+    exact = httpx.get(f"{base}/v1/decisions/{body['decision_id']}/explanation",
+                      headers={"Authorization": f"Bearer {key}"}, timeout=60)
+    assert exact.status_code == 200, exact.text
+    exact = exact.json()
+    # the logged features and the deciding version give the logged score again; TreeSHAP and the path
+    # reasons name features of the same model
+    assert exact["reproduced"] is True and exact["model_version"] == body["model_version"]
+    assert abs(exact["bias"] + sum(r["contribution"] for r in exact["reasons"]) - exact["raw_score"]) < 1e-6
+    assert {r["feature"] for r in body["reasons"]} <= {r["feature"] for r in exact["reasons"]}
 
 
 def test_a_retry_sent_to_the_other_process_yields_one_decision(servers):
