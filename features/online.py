@@ -119,7 +119,7 @@ class OnlineReader:
                 count += len(parts[end][1])
                 end += 1
             sql = " UNION ALL ".join(part for part, _ in parts[start:end])
-            for v, key, feature, data in conn.execute(sql, [p for _, ps in parts[start:end] for p in ps]):
+            for v, key, feature, data in conn.execute(sql, [p for _, ps in parts[start:end] for p in ps]).fetchall():
                 rows, columns = lookups[v]
                 j = columns.get(feature)
                 if j is not None:

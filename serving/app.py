@@ -53,11 +53,12 @@ _decider: list[ThreadPoolExecutor] = []
 def decider() -> ThreadPoolExecutor:
     """The thread single shipment decisions run on, one per process, first come first served.
 
-    A decision is ~2 ms of CPU under the GIL. On the default thread pool, eight concurrent requests are
-    eight threads taking the GIL from each other (and from the event loop) in 5 ms slices, so every
-    request's latency is stretched by the others'. One thread decides them in arrival order while the
-    event loop keeps reading and answering; batches and invoices (hundreds of milliseconds each) stay on
-    the default pool so that they never queue in front of a single decision."""
+    A decision is ~1.5 ms of CPU under the GIL. On the default thread pool, concurrent requests are
+    threads taking the GIL from each other (and from the event loop) in 5 ms slices; one thread decides
+    them in arrival order while the event loop keeps reading and answering (measured: p99 at c8 lower in
+    two of three alternating runs, throughput the same — within this machine's noise). Batches and
+    invoices (hundreds of milliseconds of scoring each) stay on the default pool, so their scoring never
+    queues in front of a single decision; their commit can (the database takes one writer at a time)."""
     if not _decider:
         _decider.append(ThreadPoolExecutor(max_workers=1, thread_name_prefix="tollgate-decide"))
     return _decider[0]

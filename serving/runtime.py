@@ -78,11 +78,14 @@ class Runtime:
     def model_version(self, name: str, version: str) -> LoadedModel:
         """A registered model version (for explaining logged decisions), loaded once per process."""
         key = (name, str(version))
-        if key not in self._versions:
-            if len(self._versions) >= 4:
-                self._versions.clear()
-            self._versions[key] = load_model(name, self.tracking_uri, version=str(version))
-        return self._versions[key]
+        with self._lock:
+            model = self._versions.get(key)
+            if model is None:
+                model = load_model(name, self.tracking_uri, version=str(version))
+                if len(self._versions) >= 4:
+                    self._versions.clear()
+                self._versions[key] = model
+        return model
 
     def online_store(self):
         """The Feast store used for online reads and pushes (shared with the scorer once loaded)."""

@@ -118,9 +118,9 @@ class DelayScorer:
         self._trailing = [LOOKED_UP.index(c) for c in TRAILING]
         self._codes = category_codes(inner)
         self._paths = PathAttribution(inner.booster_)
-        if self._paths.objective != "binary":
+        if self._paths.objective != "binary sigmoid:1":
             raise ModelUnavailable(f"{self.model.name} v{self.model.version} has objective "
-                                   f"'{self._paths.objective}', not binary")
+                                   f"'{self._paths.objective}', not 'binary sigmoid:1'")
 
     def _lookup(self, rows: list[dict]) -> np.ndarray:
         """Looked-up features, one row per shipment, ``LOOKED_UP`` order."""

@@ -5,11 +5,14 @@ handler, which sleeps 1, 2, 5, 10, 15, 20, 25, 25, 25, 50, 50, 100 ms between tr
 writing a decision each ~2 ms, a decision that collides waits for the next retry, not for the other
 writer's commit — the tail of the decision latency. Here a connection takes a per-database writer lock
 (a thread lock inside the process, ``flock`` on a file beside the database between processes) just before
-its first write statement and gives it back when the transaction ends, so a waiting writer is woken by the
-kernel the moment the other one commits. Readers never take it (WAL readers do not block writers).
+its first write statement and gives it back when the transaction ends: a writer in the same process is
+woken at the other's commit, one in another process within 0.2 ms of it. Readers never take it (WAL
+readers do not block writers). A writer that cannot get its turn within 30 s gets SQLite's own error,
+``database is locked`` (the API answers 503), as before.
 
-Only connections made by :func:`serving.db.make_engine` take part: another program writing the same file
-still meets SQLite's own locking, and the 30-second busy timeout remains as the backstop.
+Covered: write statements (INSERT, UPDATE, DELETE, REPLACE, CREATE, DROP, ALTER, and WITH … INSERT/UPDATE/
+DELETE) sent through a cursor or the connection's ``execute``/``executemany``, which is how SQLAlchemy
+writes. Connections made elsewhere still meet SQLite's own locking and its 30-second busy timeout.
 """
 
 from __future__ import annotations
@@ -19,8 +22,10 @@ import os
 import re
 import sqlite3
 import threading
+import time
 
-_WRITES = re.compile(r"\s*(INSERT|UPDATE|DELETE|REPLACE|CREATE|DROP|ALTER)\b", re.IGNORECASE)
+_WRITES = re.compile(r"\s*(?:--[^\n]*\n\s*|/\*.*?\*/\s*)*(?:(?:INSERT|UPDATE|DELETE|REPLACE|CREATE|DROP|ALTER)\b|WITH\b.*\b(?:INSERT|UPDATE|DELETE)\b)",
+                     re.IGNORECASE | re.DOTALL)
 WAIT_SECONDS = 30.0
 
 
@@ -33,10 +38,22 @@ class WriterLock:
         self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
 
     def acquire(self, timeout: float = WAIT_SECONDS) -> None:
+        """Wait at most ``timeout`` for the turn (then ``database is locked``, as SQLite would say)."""
+        deadline = time.monotonic() + timeout
         if not self._thread.acquire(timeout=timeout):
             raise sqlite3.OperationalError(f"database is locked: no writer turn within {timeout:.0f} s")
         try:
-            fcntl.flock(self._fd, fcntl.LOCK_EX)
+            # The other process's commit is waited for in 0.2 ms steps (SQLite's handler: 1 to 100 ms);
+            # a blocking flock would wake sooner but could wait forever on a hung process.
+            while True:
+                try:
+                    fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    return
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        raise sqlite3.OperationalError(
+                            f"database is locked: another process kept the writer turn over {timeout:.0f} s") from None
+                    time.sleep(0.0002)
         except BaseException:
             self._thread.release()
             raise
@@ -93,6 +110,21 @@ class QueuedWriterConnection(sqlite3.Connection):
 
     def cursor(self, factory=_Cursor):
         return super().cursor(factory)
+
+    def execute(self, sql, parameters=(), /):  # the C method makes its own cursor, bypassing cursor()
+        self.claim_if_writing(sql)
+        return super().execute(sql, parameters)
+
+    def executemany(self, sql, seq_of_parameters, /):
+        self.claim_if_writing(sql)
+        return super().executemany(sql, seq_of_parameters)
+
+    def __exit__(self, *exc):  # ``with conn:`` commits or rolls back without calling commit()/rollback()
+        try:
+            return super().__exit__(*exc)
+        finally:
+            if not self.in_transaction:
+                self._give_back()
 
     def commit(self) -> None:
         try:

@@ -41,8 +41,10 @@ def test_exact_reasons_add_up_and_say_whether_the_logged_score_is_reproduced():
     assert {r["feature"] for r in first["reasons"]} == {"carrier", "carrier_volume_30d"}
     assert exact_reasons(TINY, {"carrier": "AA", "carrier_volume_30d": 10.0},
                          logged_p_late=first["p_late"])["reproduced"] is True
-    missing = exact_reasons(TINY, {"carrier": "ZZ", "carrier_volume_30d": None}, logged_p_late=0.99)
-    assert missing["reproduced"] is False and missing["reasons"][0]["value"] in ("ZZ", None)
+    unknown = exact_reasons(TINY, {"carrier": "ZZ", "carrier_volume_30d": None}, logged_p_late=first["p_late"])
+    # an unknown carrier and a missing volume are scored as missing values: another score than AA's
+    assert unknown["reproduced"] is False and unknown["p_late"] != first["p_late"]
+    assert {(r["feature"], r["value"]) for r in unknown["reasons"]} == {("carrier", "ZZ"), ("carrier_volume_30d", None)}
 
 
 def test_a_model_needing_features_the_log_lacks_is_unavailable():

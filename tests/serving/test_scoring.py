@@ -82,9 +82,13 @@ def test_alternatives_ranked_per_shipment_in_one_pass():
 
 
 def test_reasons_add_up_to_the_score_and_name_the_carrier():
-    scores = _scorer({}).score(_rows(SHIPMENT))
+    scorer = _scorer({})
+    scores = scorer.score(_rows(SHIPMENT))
     reasons = scores.reasons[0]
     assert reasons[0]["feature"] == "carrier" and reasons[0]["value"] == "AA" and reasons[0]["contribution"] > 0
+    p = float(scores.p_late[0])  # identity calibrator: the model's own probability
+    total = scorer._paths.bias + sum(r["contribution"] for r in reasons)  # all three features are listed
+    assert len(reasons) == 3 and abs(total - np.log(p / (1 - p))) < 1e-9
     assert all(r["feature"] != "carrier_volume_30d" for r in reasons if r["contribution"] != 0)
 
 

@@ -115,6 +115,40 @@ def test_a_non_finite_score_is_sent_as_null_not_a_500():
     assert json.loads(body.body) == {"scores": {"p_late": None, "risk_band": "low"}, "reasons": [{"value": None}]}
 
 
+def _through_body_limit(chunks: list[bytes]) -> tuple[list[dict], list[bytes]]:
+    """Drive the middleware as a server would: the body in several messages, no content-length."""
+    import asyncio
+
+    from serving.app import BodyLimit
+
+    seen, sent = [], []
+
+    async def inner(scope, receive, send):
+        seen.append(await receive())
+
+    async def run():
+        messages = [{"type": "http.request", "body": c, "more_body": i < len(chunks) - 1}
+                    for i, c in enumerate(chunks)]
+
+        async def receive():
+            return messages.pop(0)
+
+        async def send(message):
+            sent.append(message.get("body", b""))
+
+        await BodyLimit(inner)({"type": "http", "headers": []}, receive, send)
+
+    asyncio.run(run())
+    return seen, sent
+
+
+def test_body_limit_counts_a_body_sent_in_pieces():
+    seen, _ = _through_body_limit([b'{"a":', b' 1', b"}"])
+    assert seen == [{"type": "http.request", "body": b'{"a": 1}', "more_body": False}]
+    seen, sent = _through_body_limit([b"x" * (1024 * 1024)] * 3)
+    assert seen == [] and json.loads(sent[-1])["error"] == "PayloadTooLarge"
+
+
 def test_a_chunked_body_under_the_limit_is_decided(api):
     body = json.dumps(SHIPMENT).encode()
     r = api.post("/shipments/decide", content=iter([body[:40], body[40:]]),  # no content-length
