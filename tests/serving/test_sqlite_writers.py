@@ -14,12 +14,14 @@ from serving.db import make_engine
 from serving.sqlite_writers import QueuedWriterConnection, writer_lock
 
 
-def _write_one(url: str, value: int, done) -> None:
+def _write_one(url: str, value: int, done, ready=None) -> None:
     engine = make_engine(url)
-    started = time.monotonic()
     with engine.begin() as conn:
         # SQLite's own busy handler would give up after 0.1 s: the wait below is the writers' queue
         conn.execute(text("PRAGMA busy_timeout = 100"))
+        if ready is not None:
+            ready.set()
+        started = time.monotonic()
         conn.execute(text("INSERT INTO t (x) VALUES (:x)"), {"x": value})
     done.put(time.monotonic() - started)
 
@@ -56,12 +58,13 @@ def _count(engine) -> int:
 def test_a_writer_in_another_process_waits_for_the_commit_while_readers_read(url):
     engine = make_engine(url)
     spawn = multiprocessing.get_context("spawn")
-    done = spawn.Queue()
+    done, ready = spawn.Queue(), spawn.Event()
     with engine.begin() as conn:
         conn.execute(text("INSERT INTO t (x) VALUES (1)"))
-        child = spawn.Process(target=_write_one, args=(url, 2, done))
+        child = spawn.Process(target=_write_one, args=(url, 2, done, ready))
         child.start()
-        time.sleep(1.5)
+        assert ready.wait(timeout=30)  # the child is about to write (its start-up is not counted)
+        time.sleep(1.0)
         assert done.empty()  # still waiting for our transaction
         assert _count(make_engine(url)) == 0  # a reader elsewhere is not held up (and sees no uncommitted row)
     waited = done.get(timeout=20)
