@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import math
 import threading
 from collections.abc import Callable
@@ -47,9 +48,7 @@ class Unauthorized(TollgateError):
     pass
 
 
-_decider: list[ThreadPoolExecutor] = []
-
-
+@functools.cache
 def decider() -> ThreadPoolExecutor:
     """The thread single shipment decisions run on, one per process, first come first served.
 
@@ -59,9 +58,7 @@ def decider() -> ThreadPoolExecutor:
     two of three alternating runs, throughput the same — within this machine's noise). Batches and
     invoices (hundreds of milliseconds of scoring each) stay on the default pool, so their scoring never
     queues in front of a single decision; their commit can (the database takes one writer at a time)."""
-    if not _decider:
-        _decider.append(ThreadPoolExecutor(max_workers=1, thread_name_prefix="tollgate-decide"))
-    return _decider[0]
+    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="tollgate-decide")
 
 
 class BodyLimit:

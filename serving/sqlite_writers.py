@@ -126,20 +126,18 @@ class QueuedWriterConnection(sqlite3.Connection):
             if not self.in_transaction:
                 self._give_back()
 
-    def commit(self) -> None:
+    def _ending(self, end) -> None:
+        """End the transaction (or the connection) with ``end``; the turn is given back either way."""
         try:
-            super().commit()
+            end()
         finally:
             self._give_back()
+
+    def commit(self) -> None:
+        self._ending(super().commit)
 
     def rollback(self) -> None:
-        try:
-            super().rollback()
-        finally:
-            self._give_back()
+        self._ending(super().rollback)
 
     def close(self) -> None:
-        try:
-            super().close()
-        finally:
-            self._give_back()
+        self._ending(super().close)
