@@ -7,13 +7,21 @@ the database and models are opened on the first request or readiness probe.
 
 from __future__ import annotations
 
+import os
+
 import bentoml
 
 from serving.app import create_app
+from serving.balance import ConnectionBalance
 from serving.otel import freeze_long_lived, release_request_spans
 from serving.web import create_web_app
 
+WORKERS = 2
 api = create_app()
+# Keep-alive connections moved between the workers until they are split evenly (serving/balance.py);
+# TOLLGATE_CONNECTION_BALANCE=0 turns it off (e.g. behind a proxy that balances by itself).
+api.add_middleware(ConnectionBalance,
+                   workers=WORKERS if os.environ.get("TOLLGATE_CONNECTION_BALANCE", "1") != "0" else 1)
 queue = create_web_app(api.state.runtime)  # the same runtime (database, review service) as the API
 SPANS_RELEASED = release_request_spans()
 # The shipment decision paths (single and /batch: the pattern is searched in the URL) are not traced: with
@@ -25,7 +33,7 @@ UNTRACED = ["/v1/shipments/decide"]
 
 @bentoml.asgi_app(queue, path="/queue")
 @bentoml.asgi_app(api, path="/v1")
-@bentoml.service(name="tollgate", workers=2, traffic={"timeout": 30}, metrics={"enabled": True},
+@bentoml.service(name="tollgate", workers=WORKERS, traffic={"timeout": 30}, metrics={"enabled": True},
                  tracing={"excluded_urls": UNTRACED})
 class Tollgate:
     """Tollgate decision service."""

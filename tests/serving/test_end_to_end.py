@@ -119,3 +119,38 @@ def test_a_retry_sent_to_the_other_process_yields_one_decision(servers):
     changed = httpx.post(f"{second}/v1/shipments/decide", json={**shipment, "declared_value": 5}, headers=headers,
                          timeout=30)
     assert changed.status_code == 409
+
+
+def test_keep_alive_connections_end_up_split_evenly_between_the_two_workers(server):
+    """Eight keep-alive connections opened at once, as a client pool opens them, end up four on each
+    worker process (serving/balance.py); counted from the kernel's socket table."""
+    import http.client
+    import time
+    from collections import Counter
+
+    import psutil
+
+    base, key = server
+    port = int(base.rsplit(":", 1)[1])
+    headers = {"Authorization": f"Bearer {key}"}
+
+    def connect() -> http.client.HTTPConnection:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        connection.connect()
+        return connection
+
+    connections = [connect() for _ in range(8)]
+    moved, deadline = 0, time.monotonic() + 8
+    while time.monotonic() < deadline:
+        for i, connection in enumerate(connections):
+            connection.request("GET", "/v1/decisions/not-a-decision", headers=headers)
+            response = connection.getresponse()
+            assert response.status == 404 and response.read()  # a moved connection still got its answer
+            if (response.getheader("connection") or "").lower() == "close":
+                connection.close()
+                connections[i], moved = connect(), moved + 1
+    split = Counter(c.pid for c in psutil.net_connections("tcp")
+                    if c.status == psutil.CONN_ESTABLISHED and c.laddr.port == port)
+    for connection in connections:
+        connection.close()
+    assert sorted(split.values()) == [4, 4], f"split {dict(split)} after moving {moved} connections"
