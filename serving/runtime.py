@@ -111,6 +111,10 @@ class Runtime:
             freeze_long_lived()
         return self._invoice
 
+    @property
+    def delay_scorer_loaded(self) -> bool:
+        return self._scorer is not None
+
     def delay_scorer(self) -> DelayScorer:
         """The champion scorer; a failed load is retried after ``model_retry_seconds``."""
         if self._scorer is not None:
