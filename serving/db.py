@@ -7,6 +7,8 @@ memory) make a retried request yield one decision.
 
 from __future__ import annotations
 
+import weakref
+
 from sqlalchemy import (
     JSON,
     Boolean,
@@ -27,7 +29,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Engine
 
-from serving.sqlite_writers import QueuedWriterConnection
+from serving.sqlite_writers import BACKSTOP_PAGES, QueuedWriterConnection, checkpointer
 
 metadata = MetaData()
 
@@ -198,8 +200,8 @@ Index("ux_policy_version", policy_versions.c.policy_id, policy_versions.c.versio
 
 
 def make_engine(url: str) -> Engine:
-    """Engine for ``url``; SQLite gets WAL, a busy timeout, foreign keys and queued writers
-    (:mod:`serving.sqlite_writers`)."""
+    """Engine for ``url``; SQLite gets WAL, a busy timeout, foreign keys, queued writers and a background
+    checkpointer (:mod:`serving.sqlite_writers`)."""
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False,
                                                   "factory": QueuedWriterConnection})
@@ -210,8 +212,12 @@ def make_engine(url: str) -> Engine:
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute(f"PRAGMA wal_autocheckpoint={BACKSTOP_PAGES}")  # checkpoints run in the background
             cursor.close()
 
+        background = checkpointer(engine.url.database or "")
+        if background is not None:
+            weakref.finalize(engine, background.stop)  # the thread ends with the engine
         return engine
     return create_engine(url, pool_size=8, max_overflow=8, pool_pre_ping=True)
 

@@ -67,16 +67,75 @@ _locks: dict[tuple[int, str], WriterLock] = {}
 _registry = threading.Lock()
 
 
-def writer_lock(database: str) -> WriterLock | None:
-    """The process's lock for a database file (None for in-memory databases). Keyed by process id too:
-    a forked child must not share its parent's open file description, or ``flock`` would not exclude."""
+def _process_key(database: str) -> tuple[int, str] | None:
+    """(this process, the file's real path); None for in-memory databases. Keyed by process id too: a
+    forked child must not share its parent's open file description (``flock`` would not exclude) or
+    threads (a fork has none of them)."""
     if database in ("", ":memory:") or database.startswith("file::memory:"):
         return None
-    key = (os.getpid(), os.path.realpath(database))
+    return os.getpid(), os.path.realpath(database)
+
+
+def writer_lock(database: str) -> WriterLock | None:
+    """The process's lock for a database file (None for in-memory databases)."""
+    key = _process_key(database)
+    if key is None:
+        return None
     with _registry:
         if key not in _locks:
             _locks[key] = WriterLock(key[1])
         return _locks[key]
+
+
+CHECKPOINT_SECONDS = 0.5
+BACKSTOP_PAGES = 10_000
+"""Connections still checkpoint by themselves once the WAL holds this many pages (~40 MB): should the
+background checkpointer stop or fall behind, the WAL stays bounded."""
+
+
+class Checkpointer:
+    """Copies a database's WAL back into it every ``CHECKPOINT_SECONDS``, on a thread of its own.
+
+    With SQLite's automatic checkpoint, the commit that takes the WAL past 1,000 pages copies them into
+    the database itself: a decision that happens to commit then waits for it, and the bigger the log, the
+    more scattered the pages it copies (measured here in-process: p99 of one decision 8.8 ms on an empty
+    log, 13.5 ms on one of 200,000 decisions, medians equal). Here a passive checkpoint, which never
+    blocks a reader or a writer, runs outside any request, with the GIL released while SQLite works.
+    The thread ends with :meth:`stop`, or once the database file is gone."""
+
+    def __init__(self, path: str) -> None:
+        self.path, self.runs, self.failures = path, 0, 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="tollgate-wal-checkpoint", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        connection, existed = None, False
+        try:
+            while not self._stop.wait(CHECKPOINT_SECONDS):
+                if not os.path.exists(self.path):
+                    if existed:
+                        return
+                    continue  # not created yet
+                existed = True
+                try:
+                    connection = connection or sqlite3.connect(self.path, check_same_thread=False)
+                    connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                    self.runs += 1
+                except sqlite3.Error:
+                    self.failures += 1  # tried again next time; the backstop bounds the WAL meanwhile
+        finally:
+            if connection is not None:
+                connection.close()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+def checkpointer(database: str) -> Checkpointer | None:
+    """A background checkpointer for a database file (None for in-memory databases)."""
+    key = _process_key(database)
+    return Checkpointer(key[1]) if key else None
 
 
 class _Cursor(sqlite3.Cursor):

@@ -136,3 +136,59 @@ def test_two_processes_of_two_threads_write_without_errors(url):
         child.join(timeout=10)
         assert child.exitcode == 0
     assert _count(make_engine(url)) == 600
+
+
+def _wal_after_one_more_write(path, checkpointer_runs=None) -> tuple[int, int]:
+    """WAL size before and after one small commit: a writer starts the WAL over (same size) only if
+    every frame in it had been copied into the database."""
+    import os
+
+    with sqlite3.connect(path) as conn:
+        conn.execute("PRAGMA wal_autocheckpoint=0")
+        for i in range(200):  # ~200 commits, several hundred WAL frames
+            conn.execute("INSERT INTO t VALUES (?, ?)", (i, "x" * 3000))
+            conn.commit()
+        if checkpointer_runs is not None:
+            deadline = time.monotonic() + 10
+            start = checkpointer_runs()
+            while checkpointer_runs() < start + 2 and time.monotonic() < deadline:
+                time.sleep(0.05)
+        before = os.path.getsize(f"{path}-wal")
+        conn.execute("INSERT INTO t VALUES (?, ?)", (-1, "y"))
+        conn.commit()
+        return before, os.path.getsize(f"{path}-wal")
+
+
+def test_the_wal_is_checkpointed_in_the_background_not_by_the_committing_request(tmp_path):
+    import gc
+
+    from serving.sqlite_writers import BACKSTOP_PAGES, Checkpointer
+
+    path = str(tmp_path / "wal.db")
+    earlier = set(threading.enumerate())
+    engine = make_engine(f"sqlite:///{path}")
+    (own,) = [t for t in threading.enumerate() if t not in earlier and t.name == "tollgate-wal-checkpoint"]
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE t (k INTEGER, v TEXT)"))
+        # requests' connections leave checkpoints to the background, up to the backstop
+        assert conn.execute(text("PRAGMA wal_autocheckpoint")).scalar() == BACKSTOP_PAGES
+    background = Checkpointer(path)
+    try:
+        before, after = _wal_after_one_more_write(path, lambda: background.runs)
+    finally:
+        background.stop()
+    assert before > 500_000 and after == before  # started over: everything had been checkpointed
+    assert background.failures == 0
+    # the control: with nothing checkpointing, the same commit appends to the WAL
+    control = str(tmp_path / "control.db")
+    with sqlite3.connect(control) as conn:
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("CREATE TABLE t (k INTEGER, v TEXT)")
+    before, after = _wal_after_one_more_write(control)
+    assert after > before
+    # the engine's own checkpointer thread ends with the engine
+    engine.dispose()
+    del engine, conn
+    gc.collect()
+    own.join(timeout=5)
+    assert not own.is_alive()
