@@ -1,5 +1,5 @@
-"""A fast online reader for one FeatureService: resolved once, then one read per view (Redis) or one
-statement for all views (SQLite).
+"""A fast online reader for one FeatureService: resolved once, then one round trip for all its views
+(one pipeline on Redis, one statement on SQLite).
 
 ``FeatureStore.get_online_features`` rebuilds every feature view from the registry's protos on each
 call (with typeguard-checked ``Field`` objects): ~100 ms a call with eight views, measured here. The
@@ -8,7 +8,9 @@ directly — the same store, keys and values Feast's SDK would read, and
 ``tests/features/test_online_reader.py`` checks they agree on SQLite and on Redis. On SQLite, Feast's
 ``online_read`` is one query per view (plus a datetime conversion of every row's timestamp): the reader
 sends the eight views' queries as one ``UNION ALL`` statement over the same tables, keys and value
-encoding instead (~0.3 ms less a decision, measured here).
+encoding instead (~0.3 ms less a decision, measured here). On Redis, Feast's ``online_read`` is one
+pipeline per view; the reader sends every view's HMGETs in one pipeline, with the store's own key,
+field and value encoding.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ import numpy as np
 import pandas as pd
 from feast import FeatureStore
 from feast.infra.key_encoding_utils import serialize_entity_key
+from feast.infra.online_stores.redis import RedisOnlineStore
+from feast.infra.online_stores.redis import _versioned_fv_name as redis_view_name  # noqa: PLC2701 - Feast's names
 from feast.infra.online_stores.sqlite import SqliteOnlineStore
 from feast.infra.online_stores.sqlite import _table_id as sqlite_table  # noqa: PLC2701 - Feast's table names
 from feast.protos.feast.types.EntityKey_pb2 import EntityKey as EntityKeyProto
@@ -55,6 +59,15 @@ class OnlineReader:
             versioned = config.registry.enable_online_feature_view_versioning
             self._tables = ['"' + sqlite_table(config.project, view, versioned).replace('"', '""') + '"'
                             for view, _, _ in self.views]
+        self._hashes: list[tuple[str, list[str], list]] | None = None
+        if isinstance(self.online, RedisOnlineStore):
+            # per view: its name in Redis, the fields asked for (with its timestamp) and their hash keys
+            self._hashes = []
+            for view, _, names in self.views:
+                name = redis_view_name(view, store.config)
+                asked, fields = self.online._generate_hset_keys_for_features(  # noqa: SLF001 - Feast's own
+                    view, list(names), fv_name_override=name)
+                self._hashes.append((name, asked, fields))
 
     def values(self, entity_rows: list[dict[str, str]]) -> np.ndarray:
         """One row per entity row, one column per feature (``self.columns`` order); NaN where missing.
@@ -68,7 +81,12 @@ class OnlineReader:
                 distinct: dict[tuple, int] = {}
                 where = [distinct.setdefault(tuple(str(row[k]) for k in keys), len(distinct)) for row in entity_rows]
                 per_view.append((list(distinct), where))
-            blocks = self._read_sqlite(per_view) if self._tables is not None else self._read_store(per_view)
+            if self._tables is not None:
+                blocks = self._read_sqlite(per_view)
+            elif self._hashes is not None:
+                blocks = self._read_redis(per_view)
+            else:
+                blocks = self._read_store(per_view)
             column = 0
             for (_, _, names), (_, where), block in zip(self.views, per_view, blocks, strict=True):
                 out[:, column:column + len(names)] = block[where]
@@ -90,12 +108,35 @@ class OnlineReader:
             # a copy: Feast's Redis store appends its timestamp field to the list it is given
             found = self.online.online_read(self.store.config, view, [self._proto(keys, d) for d in distinct],
                                             list(names))
-            block = np.full((len(distinct), len(names)), np.nan)
-            for i, (_, values) in enumerate(found):
-                if values:
-                    block[i] = [_number(values.get(name)) for name in names]
-            blocks.append(block)
+            blocks.append(self._block(found, names))
         return blocks
+
+    def _read_redis(self, per_view: list) -> list[np.ndarray]:
+        """Every view's HMGETs in one pipeline, one round trip (``online_read`` is a pipeline per view),
+        through the store's own key, field and value encoding."""
+        config, online = self.store.config, self.online
+        commands, spans = [], []
+        for (_, keys, _), (distinct, _), (_, _, fields) in zip(self.views, per_view, self._hashes, strict=True):
+            redis_keys = online._generate_redis_keys_for_entities(  # noqa: SLF001 - Feast's own
+                config, [self._proto(keys, d) for d in distinct])
+            spans.append((len(commands), len(redis_keys)))
+            commands.extend((key, fields) for key in redis_keys)
+        replies = online._read_hash_fields(config, commands)  # noqa: SLF001 - one pipeline (Feast's own)
+        blocks = []
+        for (_, _, names), (name, asked, _), (start, count) in zip(self.views, self._hashes, spans, strict=True):
+            found = online._convert_redis_values_to_protobuf(  # noqa: SLF001 - Feast's own
+                replies[start:start + count], name, asked)
+            blocks.append(self._block(found, names))
+        return blocks
+
+    @staticmethod
+    def _block(found: list, names: list[str]) -> np.ndarray:
+        """``online_read``'s answer (per entity: timestamp and values, or nothing) as numbers."""
+        block = np.full((len(found), len(names)), np.nan)
+        for i, (_, values) in enumerate(found):
+            if values:
+                block[i] = [_number(values.get(name)) for name in names]
+        return block
 
     def _read_sqlite(self, per_view: list, max_parameters: int = 10_000) -> list[np.ndarray]:
         """Feast's SQLite tables read with one statement for all views (more if a batch has very many
