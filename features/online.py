@@ -30,6 +30,10 @@ from feast.protos.feast.types.Value_pb2 import Value as ValueProto
 
 from features.errors import FeaturesUnavailable
 
+_REDIS_HELPERS = ("_generate_hset_keys_for_features", "_generate_redis_keys_for_entities", "_read_hash_fields",
+                  "_convert_redis_values_to_protobuf")
+"""Feast's own Redis helpers the one-pipeline read uses (Feast 0.67); without them, ``online_read``."""
+
 
 def _number(value: ValueProto | None) -> float:
     if value is None:
@@ -60,7 +64,7 @@ class OnlineReader:
             self._tables = ['"' + sqlite_table(config.project, view, versioned).replace('"', '""') + '"'
                             for view, _, _ in self.views]
         self._hashes: list[tuple[str, list[str], list]] | None = None
-        if isinstance(self.online, RedisOnlineStore):
+        if isinstance(self.online, RedisOnlineStore) and all(hasattr(self.online, name) for name in _REDIS_HELPERS):
             # per view: its name in Redis, the fields asked for (with its timestamp) and their hash keys
             self._hashes = []
             for view, _, names in self.views:

@@ -50,11 +50,21 @@ class StoreSettings(BaseModel):
         return self.repo_dir / "data"
 
 
+REDIS_TIMEOUT_SECONDS = 2
+"""Default socket timeouts of the Redis online store (an explicit one in TOLLGATE_REDIS_URL wins)."""
+
+
 def open_store(settings: StoreSettings) -> FeatureStore:
     """A FeatureStore over ``settings.repo_dir`` with a Parquet offline store."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     if settings.online == "redis":
-        online = {"type": "redis", "connection_string": settings.redis_url}
+        # A Redis that stops answering must end in 'features unavailable' (a degraded decision), not a
+        # request that waits for ever: the decision path holds its worker's event loop while it reads.
+        connection = settings.redis_url
+        for option in ("socket_timeout", "socket_connect_timeout"):
+            if f"{option}=" not in connection:
+                connection += f",{option}={REDIS_TIMEOUT_SECONDS}"
+        online = {"type": "redis", "connection_string": connection}
     else:
         online = {"type": "sqlite", "path": str(settings.data_dir / "online.db")}
     offline = ASOF_STORE if settings.offline == "asof" else "duckdb"

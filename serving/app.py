@@ -133,8 +133,9 @@ def create_app(runtime_factory: Callable[[], Runtime] = build_runtime) -> FastAP
         # On the event loop's own thread. A decision is a few milliseconds of CPU under the GIL: handed
         # to a thread, the two threads trade the GIL and wake each other for every request (measured with
         # 2 workers at concurrency 8: 376/379/299 decisions/s on one decision thread, 404/460/393 here, in
-        # alternating runs; p99 43/43/57 -> 37/33/41 ms). The loop does nothing else meanwhile; a wait
-        # for SQLite's writer lock (see serving/sqlite_writers.py) holds it too, for 30 s at the most.
+        # alternating runs; p99 43/43/57 -> 37/33/41 ms). The loop does nothing else meanwhile, waits
+        # included: SQLite's writer lock (30 s at the most, serving/sqlite_writers.py), a PostgreSQL round
+        # trip or pool checkout (30 s pool timeout), a Redis read (2 s socket timeouts, features/store.py).
         # The first decision of a process loads the model (seconds): that one goes to the thread pool.
         rt = runtime()
         decide = functools.partial(rt.decisions.decide_shipments, [body], header_key=idempotency_key,

@@ -5,9 +5,10 @@ connection waiting, so the eight connections a client pool opens at once land 5/
 with ``ss`` here, see docs/decisions.md) and stay there for the life of the connections: one worker
 queues requests on its core while the other idles on its own.
 
-Each worker counts the connections that sent it a request in the last second and publishes the count in
-a small file beside its siblings' (one file per worker process, in a directory named after the parent
-process they share). When it holds more than its share of all of them, it answers one request with
+Each worker counts the keep-alive connections that sent it a request in the last second and publishes
+the count in a small file beside its siblings' (one file per worker process, in a directory named after
+the host and the parent process they share; files of stopped workers are swept when the next worker
+starts, since a worker stopped by a signal does not clean up). When it holds more than its share of all of them, it answers one request with
 ``Connection: close``: the answer is complete, the client opens a new connection (HTTP/1.1 clients do so
 by themselves), and the new one is accepted by whichever worker is free first, usually the one with
 fewer connections. If it lands on the same worker again, the step repeats after a pause. Balancing is an
@@ -19,6 +20,7 @@ from __future__ import annotations
 import math
 import os
 import shutil
+import socket
 import struct
 import time
 from collections.abc import Callable
@@ -32,20 +34,31 @@ PAUSE = 0.5
 """After closing one connection, a worker waits this long (the counts settle) before closing another."""
 STALE = 2.0
 """A sibling's count older than this is ignored (the worker is gone, or has had no request)."""
+RECOUNT = 5.0
+"""How often (seconds) a worker counts the workers again (one may have been restarted or added)."""
 _RECORD = struct.Struct("<dI")  # CLOCK_MONOTONIC seconds (system-wide on Linux), open connections
+
+
+def _closes_anyway(scope) -> bool:
+    """An HTTP/1.0 request, or one saying ``Connection: close``: its connection is not kept (not counted,
+    never the one chosen to move)."""
+    if scope.get("http_version") == "1.0":
+        return True
+    return any(name == b"connection" and b"close" in value.lower() for name, value in scope.get("headers", ()))
 
 
 def _default_directory() -> Path:
     from serving.runtime import ROOT
 
-    return ROOT / "var" / "run" / f"workers-{os.getppid()}"
+    return ROOT / "var" / "run" / f"workers-{socket.gethostname()}-{os.getppid()}"
 
 
 def sweep(directory: Path) -> None:
     """Remove what stopped processes left behind (a worker stopped by a signal does not clean up): the
     files of workers that are gone, and the directories of ``bentoml serve`` processes that are gone."""
-    for path in [*directory.parent.glob("workers-*"), *(directory.iterdir() if directory.is_dir() else [])]:
-        pid = path.name.removeprefix("workers-")
+    prefix = f"workers-{socket.gethostname()}-"  # only this host's: another's pids mean nothing here
+    for path in [*directory.parent.glob(f"{prefix}*"), *(directory.iterdir() if directory.is_dir() else [])]:
+        pid = path.name.removeprefix(prefix)
         if not pid.isdigit() or _running(int(pid)):
             continue
         if path.is_dir():
@@ -64,13 +77,39 @@ def _running(pid: int) -> bool:
     return True
 
 
-class ConnectionBalance:
-    """Pure ASGI middleware; ``workers`` is the number of worker processes sharing the listening socket
-    (with one, it does nothing)."""
+def bentoml_workers() -> int:
+    """Worker processes serving beside this one, this one included: children of its parent with its own
+    command line but for ``--worker-id`` (BentoML's workers of one service), from the process table.
+    Whatever the configuration said, this is what runs."""
+    import psutil
 
-    def __init__(self, app, *, workers: int, directory: Path | None = None,
+    def shape(command: list[str]) -> list[str]:
+        at = command.index("--worker-id") if "--worker-id" in command else len(command)
+        return command[:at] + command[at + 2:]
+
+    try:
+        mine = shape(psutil.Process().cmdline())
+        siblings = psutil.Process(os.getppid()).children()
+    except psutil.Error:
+        return 1
+    count = 0
+    for process in siblings:
+        try:
+            count += shape(process.cmdline()) == mine
+        except psutil.Error:
+            continue  # gone meanwhile
+    return max(count, 1)
+
+
+class ConnectionBalance:
+    """Pure ASGI middleware; ``workers`` is the number of worker processes sharing the listening socket,
+    or a function counting them (asked every ``RECOUNT`` seconds). With one, it does nothing."""
+
+    def __init__(self, app, *, workers: int | Callable[[], int], directory: Path | None = None,
                  clock: Callable[[], float] = time.monotonic, pid: int | None = None) -> None:
-        self.app, self.workers, self.clock = app, workers, clock
+        self.app, self.clock = app, clock
+        self._count = workers if callable(workers) else (lambda: workers)
+        self.workers, self._recount_at = self._count(), clock() + RECOUNT
         self.directory, self.pid = directory, pid or os.getpid()
         self.closed = 0
         """Connections this worker has asked its clients to move (for tests and logs)."""
@@ -82,7 +121,9 @@ class ConnectionBalance:
 
     async def __call__(self, scope, receive, send) -> None:
         client = scope.get("client") if scope["type"] == "http" else None
-        if self.workers < 2 or not client:
+        if client and self.clock() >= self._recount_at:
+            self.workers, self._recount_at = self._count(), self.clock() + RECOUNT
+        if self.workers < 2 or not client or _closes_anyway(scope):
             await self.app(scope, receive, send)
             return
         now = self.clock()
@@ -139,5 +180,5 @@ class ConnectionBalance:
                 continue
             if len(data) == _RECORD.size:
                 at, count = _RECORD.unpack(data)
-                if now - at <= STALE:
+                if 0 <= now - at <= STALE:  # a time ahead of ours is from before a reboot
                     yield count

@@ -12,16 +12,17 @@ import os
 import bentoml
 
 from serving.app import create_app
-from serving.balance import ConnectionBalance
+from serving.balance import ConnectionBalance, bentoml_workers
 from serving.otel import freeze_long_lived, release_request_spans
 from serving.web import create_web_app
 
 WORKERS = 2
 api = create_app()
-# Keep-alive connections moved between the workers until they are split evenly (serving/balance.py);
-# TOLLGATE_CONNECTION_BALANCE=0 turns it off (e.g. behind a proxy that balances by itself).
-api.add_middleware(ConnectionBalance,
-                   workers=WORKERS if os.environ.get("TOLLGATE_CONNECTION_BALANCE", "1") != "0" else 1)
+# Keep-alive connections moved between the workers that really run until they are split evenly
+# (serving/balance.py); TOLLGATE_CONNECTION_BALANCE=0 (or false, off, no) turns it off, e.g. behind a
+# proxy that balances by itself.
+BALANCE = os.environ.get("TOLLGATE_CONNECTION_BALANCE", "1").strip().lower() not in ("0", "false", "off", "no")
+api.add_middleware(ConnectionBalance, workers=bentoml_workers if BALANCE else 1)
 queue = create_web_app(api.state.runtime)  # the same runtime (database, review service) as the API
 SPANS_RELEASED = release_request_spans()
 # The shipment decision paths (single and /batch: the pattern is searched in the URL) are not traced: with

@@ -23,6 +23,7 @@ import re
 import sqlite3
 import threading
 import time
+from pathlib import Path
 
 _WRITES = re.compile(r"\s*(?:--[^\n]*\n\s*|/\*.*?\*/\s*)*(?:(?:INSERT|UPDATE|DELETE|REPLACE|CREATE|DROP|ALTER)\b|WITH\b.*\b(?:INSERT|UPDATE|DELETE)\b)",
                      re.IGNORECASE | re.DOTALL)
@@ -69,8 +70,7 @@ _registry = threading.Lock()
 
 def _process_key(database: str) -> tuple[int, str] | None:
     """(this process, the file's real path); None for in-memory databases. Keyed by process id too: a
-    forked child must not share its parent's open file description (``flock`` would not exclude) or
-    threads (a fork has none of them)."""
+    forked child must not share its parent's open file description (``flock`` would not exclude)."""
     if database in ("", ":memory:") or database.startswith("file::memory:"):
         return None
     return os.getpid(), os.path.realpath(database)
@@ -119,7 +119,9 @@ class Checkpointer:
                     continue  # not created yet
                 existed = True
                 try:
-                    connection = connection or sqlite3.connect(self.path, check_same_thread=False)
+                    # mode=rw: a file removed meanwhile is not created again (empty) by the checkpointer
+                    connection = connection or sqlite3.connect(f"{Path(self.path).as_uri()}?mode=rw", uri=True,
+                                                               check_same_thread=False)
                     connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
                     self.runs += 1
                 except sqlite3.Error:

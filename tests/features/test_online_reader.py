@@ -42,8 +42,9 @@ def test_reader_agrees_with_the_sdk(tmp_path, march_sample, online):
         split = OnlineReader(store, "delay_risk_v1")
         split._read_sqlite = partial(split._read_sqlite, max_parameters=1)
         others.append(split)
-    else:  # the one-pipeline read is what ran above
+    else:  # the one-pipeline read is what ran above; its per-view fields, kept from the start, still hold
         assert fast_reader._hashes is not None
+        others.append(fast_reader)
     for other in others:
         np.testing.assert_array_equal(other.values(rows), fast.to_numpy(dtype=float))
     with pytest.raises(FeaturesUnavailable):

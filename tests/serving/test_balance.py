@@ -10,7 +10,7 @@ import struct
 
 import pytest
 
-from serving.balance import PAUSE, STALE, ConnectionBalance, sweep
+from serving.balance import PAUSE, RECOUNT, STALE, ConnectionBalance, sweep
 
 
 class Clock:
@@ -26,7 +26,7 @@ async def _answer(scope, receive, send) -> None:
     await send({"type": "http.response.body", "body": b"ok"})
 
 
-def _request(balance: ConnectionBalance, client: tuple) -> list[dict]:
+def _request(balance: ConnectionBalance, client: tuple, **scope) -> list[dict]:
     sent: list[dict] = []
 
     async def send(message) -> None:
@@ -35,7 +35,7 @@ def _request(balance: ConnectionBalance, client: tuple) -> list[dict]:
     async def receive() -> dict:
         return {"type": "http.request", "body": b"", "more_body": False}
 
-    asyncio.run(balance({"type": "http", "client": client, "headers": []}, receive, send))
+    asyncio.run(balance({"type": "http", "client": client, "headers": [], **scope}, receive, send))
     return sent
 
 
@@ -95,8 +95,10 @@ def test_one_worker_never_moves_connections(tmp_path):
 
 def test_a_stale_sibling_count_is_ignored(tmp_path):
     clock = Clock()
-    # a worker that is gone left a count of 8 behind; counted, it would make 6 look like a fair share
+    # a worker that is gone left a count of 8 behind, and one from before a reboot a count from the
+    # future; counted, either would make 6 look like a fair share
     (tmp_path / "999").write_bytes(struct.pack("<dI", clock.now - STALE - 1, 8))
+    (tmp_path / "998").write_bytes(struct.pack("<dI", clock.now + 3600, 8))
     pair = _workers(tmp_path, clock)
     clients = [[("127.0.0.1", 50000 + i) for i in range(6)], [("127.0.0.1", 50100 + i) for i in range(2)]]
     _run(pair, clients, clock, seconds=3.0)
@@ -131,11 +133,57 @@ def test_what_stopped_processes_left_behind_is_swept_at_start(tmp_path):
 
     gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
                           text=True, check=True).stdout.strip()
-    mine, old = tmp_path / f"workers-{os.getppid()}", tmp_path / f"workers-{gone}"
+    import socket
+
+    host = socket.gethostname()
+    mine, old = tmp_path / f"workers-{host}-{os.getppid()}", tmp_path / f"workers-{host}-{gone}"
+    elsewhere = tmp_path / f"workers-another-host-{gone}"  # pids of another host mean nothing here
+    elsewhere.mkdir()
     for directory in (mine, old):
         directory.mkdir()
         for pid in (os.getpid(), gone):
             (directory / str(pid)).write_bytes(b"x" * 12)
     sweep(mine)
-    assert not old.exists()  # its serve process is gone
+    assert not old.exists() and elsewhere.exists()  # this host's serve process is gone
     assert sorted(p.name for p in mine.iterdir()) == [str(os.getpid())]  # a gone worker's file removed
+
+
+@pytest.mark.parametrize("closing", [{"http_version": "1.0"}, {"headers": [(b"connection", b"close")]}])
+def test_connections_that_close_anyway_are_neither_counted_nor_moved(tmp_path, closing):
+    clock = Clock()
+    pair = _workers(tmp_path, clock)
+    for _ in range(300):  # 3 s: six one-request clients at a time on the first worker, one kept on each
+        clock.now += 0.01
+        for i in range(6):
+            assert not _closes(_request(pair[0], ("127.0.0.1", 40000 + int(clock.now * 100) % 1000 + i),
+                                        **closing))
+        assert not _closes(_request(pair[0], ("127.0.0.1", 50000)))
+        assert not _closes(_request(pair[1], ("127.0.0.1", 50100)))
+    assert pair[0].closed == pair[1].closed == 0
+
+
+def test_the_worker_count_is_asked_again_and_one_worker_means_no_balancing(tmp_path):
+    clock = Clock()
+    running = [1]
+    pair = [ConnectionBalance(_answer, workers=lambda: running[0], directory=tmp_path, clock=clock, pid=pid)
+            for pid in (101, 102)]
+    clients = [[("127.0.0.1", 50000 + i) for i in range(7)], [("127.0.0.1", 50100)]]
+    assert _run(pair, clients, clock, seconds=3.0) == []  # configured for two, one runs: nothing to even out
+    running[0] = 2  # the second worker is up; counted within RECOUNT seconds
+    _run(pair, clients, clock, seconds=RECOUNT + 3.0)
+    assert [len(c) for c in clients] == [4, 4]
+
+
+def test_workers_are_counted_from_the_process_table():
+    """Processes of one parent with one command line but for --worker-id are one service's workers."""
+    import subprocess
+    import sys
+
+    code = "import time; time.sleep(1.5); from serving.balance import bentoml_workers; print(bentoml_workers())"
+    workers = [subprocess.Popen([sys.executable, "-c", code, "--worker-id", str(i)], stdout=subprocess.PIPE,
+                                text=True) for i in (1, 2, 3)]
+    other = subprocess.Popen([sys.executable, "-c", code, "--worker-id", "1", "--other-service"],
+                             stdout=subprocess.PIPE, text=True)
+    counts = [int(p.communicate(timeout=60)[0]) for p in workers]
+    assert counts == [3, 3, 3]
+    assert int(other.communicate(timeout=60)[0]) == 1

@@ -5,6 +5,7 @@ import multiprocessing
 import sqlite3
 import threading
 import time
+from contextlib import closing
 
 import pytest
 from sqlalchemy import text
@@ -143,7 +144,7 @@ def _wal_after_one_more_write(path, checkpointer_runs=None) -> tuple[int, int]:
     every frame in it had been copied into the database."""
     import os
 
-    with sqlite3.connect(path) as conn:
+    with closing(sqlite3.connect(path)) as conn:
         conn.execute("PRAGMA wal_autocheckpoint=0")
         for i in range(200):  # ~200 commits, several hundred WAL frames
             conn.execute("INSERT INTO t VALUES (?, ?)", (i, "x" * 3000))
@@ -168,10 +169,10 @@ def test_the_wal_is_checkpointed_in_the_background_not_by_the_committing_request
     earlier = set(threading.enumerate())
     engine = make_engine(f"sqlite:///{path}")
     (own,) = [t for t in threading.enumerate() if t not in earlier and t.name == "tollgate-wal-checkpoint"]
-    with engine.begin() as conn:
-        conn.execute(text("CREATE TABLE t (k INTEGER, v TEXT)"))
+    with engine.begin() as setup:
+        setup.execute(text("CREATE TABLE t (k INTEGER, v TEXT)"))
         # requests' connections leave checkpoints to the background, up to the backstop
-        assert conn.execute(text("PRAGMA wal_autocheckpoint")).scalar() == BACKSTOP_PAGES
+        assert setup.execute(text("PRAGMA wal_autocheckpoint")).scalar() == BACKSTOP_PAGES
     background = Checkpointer(path)
     try:
         before, after = _wal_after_one_more_write(path, lambda: background.runs)
@@ -181,14 +182,15 @@ def test_the_wal_is_checkpointed_in_the_background_not_by_the_committing_request
     assert background.failures == 0
     # the control: with nothing checkpointing, the same commit appends to the WAL
     control = str(tmp_path / "control.db")
-    with sqlite3.connect(control) as conn:
+    with closing(sqlite3.connect(control)) as conn:
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("CREATE TABLE t (k INTEGER, v TEXT)")
+        conn.commit()
     before, after = _wal_after_one_more_write(control)
     assert after > before
     # the engine's own checkpointer thread ends with the engine
     engine.dispose()
-    del engine, conn
+    del engine, setup
     gc.collect()
     own.join(timeout=5)
     assert not own.is_alive()
