@@ -175,15 +175,26 @@ def test_the_worker_count_is_asked_again_and_one_worker_means_no_balancing(tmp_p
 
 
 def test_workers_are_counted_from_the_process_table():
-    """Processes of one parent with one command line but for --worker-id are one service's workers."""
+    """Processes of one parent with one command line but for --worker-id are one service's workers.
+    Each process counts until it sees what it expects (all started; 30 s at most), answers, and stays up
+    until every one has answered."""
     import subprocess
     import sys
 
-    code = "import time; time.sleep(1.5); from serving.balance import bentoml_workers; print(bentoml_workers())"
-    workers = [subprocess.Popen([sys.executable, "-c", code, "--worker-id", str(i)], stdout=subprocess.PIPE,
-                                text=True) for i in (1, 2, 3)]
-    other = subprocess.Popen([sys.executable, "-c", code, "--worker-id", "1", "--other-service"],
-                             stdout=subprocess.PIPE, text=True)
-    counts = [int(p.communicate(timeout=60)[0]) for p in workers]
-    assert counts == [3, 3, 3]
-    assert int(other.communicate(timeout=60)[0]) == 1
+    code = ("import sys, time; from serving.balance import bentoml_workers\n"
+            "expect, deadline = int(sys.argv[sys.argv.index('--expect') + 1]), time.monotonic() + 30\n"
+            "while bentoml_workers() < expect and time.monotonic() < deadline:\n    time.sleep(0.05)\n"
+            "print(bentoml_workers(), flush=True)\nsys.stdin.read()\n")
+
+    def start(*args: str) -> subprocess.Popen:
+        return subprocess.Popen([sys.executable, "-c", code, *args], stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, text=True)
+
+    processes = [start("--expect", "3", "--worker-id", str(i)) for i in (1, 2, 3)]
+    processes.append(start("--expect", "1", "--worker-id", "1", "--other-service"))
+    try:
+        counts = [int(p.stdout.readline()) for p in processes]
+    finally:
+        for process in processes:
+            process.communicate(timeout=60)  # closes stdin: they end
+    assert counts == [3, 3, 3, 1]
