@@ -16,7 +16,6 @@ from serving.balance import ConnectionBalance, bentoml_workers
 from serving.otel import freeze_long_lived, release_request_spans
 from serving.web import create_web_app
 
-WORKERS = 2
 api = create_app()
 # Keep-alive connections moved between the workers that really run until they are split evenly
 # (serving/balance.py); TOLLGATE_CONNECTION_BALANCE=0 (or false, off, no) turns it off, e.g. behind a
@@ -34,7 +33,7 @@ UNTRACED = ["/v1/shipments/decide"]
 
 @bentoml.asgi_app(queue, path="/queue")
 @bentoml.asgi_app(api, path="/v1")
-@bentoml.service(name="tollgate", workers=WORKERS, traffic={"timeout": 30}, metrics={"enabled": True},
+@bentoml.service(name="tollgate", workers=2, traffic={"timeout": 30}, metrics={"enabled": True},
                  tracing={"excluded_urls": UNTRACED})
 class Tollgate:
     """Tollgate decision service."""
