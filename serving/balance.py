@@ -7,11 +7,10 @@ queues requests on its core while the other idles on its own.
 
 Each worker counts the keep-alive connections that sent it a request in the last second and publishes
 the count in a small file beside its siblings' (one file per worker process, in a directory named after
-the host and the parent process they share; files of stopped workers are swept when the next worker
-starts, since a worker stopped by a signal does not clean up). When it holds more than its share of all of them, it answers one request with
-``Connection: close``: the answer is complete, the client opens a new connection (HTTP/1.1 clients do so
-by themselves), and the new one is accepted by whichever worker is free first, usually the one with
-fewer connections. If it lands on the same worker again, the step repeats after a pause. Balancing is an
+the host and the parent process they share; see :func:`sweep` for files left behind). When it holds
+more than its share of all of them, it answers one request with ``Connection: close``: the answer is
+complete, the client opens a new connection (HTTP/1.1 clients do so by themselves), and the new one is
+accepted by whichever worker is free first, usually the one with fewer connections. If it lands on the same worker again, the step repeats after a pause. Balancing is an
 optimisation only: if its files cannot be written, connections stay where they are.
 """
 
@@ -121,12 +120,12 @@ class ConnectionBalance:
 
     async def __call__(self, scope, receive, send) -> None:
         client = scope.get("client") if scope["type"] == "http" else None
-        if client and self.clock() >= self._recount_at:
-            self.workers, self._recount_at = self._count(), self.clock() + RECOUNT
+        now = self.clock() if client else 0.0
+        if client and now >= self._recount_at:
+            self.workers, self._recount_at = self._count(), now + RECOUNT
         if self.workers < 2 or not client or _closes_anyway(scope):
             await self.app(scope, receive, send)
             return
-        now = self.clock()
         client = tuple(client)
         self._seen[client] = now
         if now >= self._next_publish:
