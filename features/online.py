@@ -33,6 +33,8 @@ from features.errors import FeaturesUnavailable
 _REDIS_HELPERS = ("_generate_hset_keys_for_features", "_generate_redis_keys_for_entities", "_read_hash_fields",
                   "_convert_redis_values_to_protobuf")
 """Feast's own Redis helpers the one-pipeline read uses (Feast 0.67); without them, ``online_read``."""
+SERIALIZED_KEYS = 100_000
+"""At most this many serialized entity keys are remembered per reader (~20 MB at worst)."""
 
 
 def _number(value: ValueProto | None) -> float:
@@ -58,6 +60,7 @@ class OnlineReader:
         self.online = store._get_provider().online_store  # noqa: SLF001 - the configured online store
         self.columns = [name for _, _, names in self.views for name in names]
         self._tables: list[str] | None = None
+        self._keys: dict[tuple, bytes] = {}
         if isinstance(self.online, SqliteOnlineStore):
             config = store.config
             versioned = config.registry.enable_online_feature_view_versioning
@@ -82,7 +85,12 @@ class OnlineReader:
         try:
             per_view = []
             for _, keys, _ in self.views:
-                distinct: dict[tuple, int] = {}
+                distinct: dict = {}
+                if len(keys) == 1:  # the usual case: one join key, its value is the distinct key
+                    key = keys[0]
+                    where = [distinct.setdefault(str(row[key]), len(distinct)) for row in entity_rows]
+                    per_view.append(([(value,) for value in distinct], where))
+                    continue
                 where = [distinct.setdefault(tuple(str(row[k]) for k in keys), len(distinct)) for row in entity_rows]
                 per_view.append((list(distinct), where))
             if self._tables is not None:
@@ -142,6 +150,18 @@ class OnlineReader:
                 block[i] = [_number(values.get(name)) for name in names]
         return block
 
+    def _serialized(self, keys: list[str], values: tuple, version: int) -> bytes:
+        """Feast's serialized entity key, remembered (carriers, airports and lanes recur in every batch;
+        serializing one costs ~10 µs). Bounded: the memo is emptied past ``SERIALIZED_KEYS`` entries."""
+        memo_key = (version, *keys, "\x00", *values)
+        found = self._keys.get(memo_key)
+        if found is None:
+            found = serialize_entity_key(self._proto(keys, values), entity_key_serialization_version=version)
+            if len(self._keys) >= SERIALIZED_KEYS:
+                self._keys.clear()
+            self._keys[memo_key] = found
+        return found
+
     def _read_sqlite(self, per_view: list, max_parameters: int = 10_000) -> list[np.ndarray]:
         """Feast's SQLite tables read with one statement for all views (more if a batch has very many
         distinct keys: SQLite caps a statement's parameters)."""
@@ -149,8 +169,7 @@ class OnlineReader:
         version = config.entity_key_serialization_version
         parts, lookups, blocks = [], [], []
         for v, ((_, keys, names), (distinct, _)) in enumerate(zip(self.views, per_view, strict=True)):
-            serialized = [serialize_entity_key(self._proto(keys, d), entity_key_serialization_version=version)
-                          for d in distinct]
+            serialized = [self._serialized(keys, d, version) for d in distinct]
             lookups.append(({key: i for i, key in enumerate(serialized)}, {n: j for j, n in enumerate(names)}))
             blocks.append(np.full((len(distinct), len(names)), np.nan))
             parts.append((f"SELECT {v}, entity_key, feature_name, value FROM {self._tables[v]} "

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import operator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -100,6 +102,87 @@ def evaluate(condition: Condition, facts: dict[str, Any]) -> bool:
     raise TypeError(type(condition))
 
 
+_COMPARE = {Op.GT: operator.gt, Op.GTE: operator.ge, Op.LT: operator.lt, Op.LTE: operator.le}
+
+
+def _getter(path: str) -> Callable[[dict[str, Any]], Any]:
+    """:func:`lookup` for one path, split once."""
+    parts = tuple(path.split("."))
+
+    def get(facts: dict[str, Any]) -> Any:
+        value: Any = facts
+        for part in parts:
+            if not isinstance(value, dict) or part not in value:
+                return _MISSING
+            value = value[part]
+        return _MISSING if value is None else value
+    return get
+
+
+def _compile_leaf(leaf: Leaf) -> Callable[[dict[str, Any]], bool]:  # noqa: C901 - one closure per operator
+    get, op, fact, expected = _getter(leaf.fact), leaf.op, leaf.fact, leaf.value
+    if op == Op.EXISTS:
+        return lambda facts: get(facts) is not _MISSING
+    if op == Op.MISSING:
+        return lambda facts: get(facts) is _MISSING
+    if op in (Op.IS_TRUE, Op.IS_FALSE):
+        wanted = op == Op.IS_TRUE
+
+        def truth(facts: dict[str, Any]) -> bool:
+            value = get(facts)
+            if value is _MISSING:
+                return False
+            if not isinstance(value, bool):
+                raise FactError(f"{fact} is {value!r}, not true/false")
+            return value is wanted
+        return truth
+    if op in (Op.EQ, Op.NE, Op.IN, Op.NOT_IN):
+        test = {Op.EQ: operator.eq, Op.NE: operator.ne, Op.IN: lambda v, e: v in e,
+                Op.NOT_IN: lambda v, e: v not in e}[op]
+
+        def compare(facts: dict[str, Any]) -> bool:
+            value = get(facts)
+            return False if value is _MISSING else test(value, expected)
+        return compare
+    if op == Op.BETWEEN:
+        def between(facts: dict[str, Any]) -> bool:
+            value = get(facts)
+            if value is _MISSING:
+                return False
+            number = _number(value, fact)
+            return float(expected[0]) <= number <= float(expected[1])
+        return between
+    test = _COMPARE[op]
+    bound_of = _getter(expected[1:]) if isinstance(expected, str) else None
+    constant = None if bound_of is not None else float(expected)
+
+    def ordered(facts: dict[str, Any]) -> bool:
+        value = get(facts)
+        if value is _MISSING:
+            return False
+        number = _number(value, fact)
+        bound = constant if bound_of is None else _number(bound_of(facts), expected)
+        return test(number, bound)
+    return ordered
+
+
+def compile_condition(condition: Condition) -> Callable[[dict[str, Any]], bool]:
+    """The condition as one function of the facts: what :func:`evaluate` answers (the same results, the
+    same ``FactError`` messages; a test holds them equal), with paths split and operators chosen once."""
+    if isinstance(condition, Leaf):
+        return _compile_leaf(condition)
+    if isinstance(condition, All):
+        parts = [compile_condition(c) for c in condition.all]
+        return lambda facts: all(part(facts) for part in parts)
+    if isinstance(condition, AnyOf):
+        parts = [compile_condition(c) for c in condition.any]
+        return lambda facts: any(part(facts) for part in parts)
+    if isinstance(condition, Not):
+        inner = compile_condition(condition.not_)
+        return lambda facts: not inner(facts)
+    raise TypeError(type(condition))
+
+
 def render(action: Action, facts: dict[str, Any]) -> dict[str, Any]:
     """Action as a plain dict, with ``"$path"`` parameters replaced by fact values."""
     params = {}
@@ -115,32 +198,63 @@ def _with_thresholds(policy: Policy, facts: dict[str, Any]) -> dict[str, Any]:
     return {**facts, "policy": {"thresholds": dict(policy.thresholds)}}
 
 
+@dataclass(frozen=True)
+class _Step:
+    rule_id: str
+    test: Callable[[dict[str, Any]], bool]
+    level: Outcome
+    actions: tuple[Action, ...]
+    hit: RuleTrace
+    no_hit: RuleTrace
+    skipped: RuleTrace
+
+
+_PLANS: dict[int, tuple[Policy, list[_Step]]] = {}
+
+
+def _plan(policy: Policy) -> list[_Step]:
+    """The policy's rules compiled once (policies are immutable; kept per policy object)."""
+    found = _PLANS.get(id(policy))
+    if found is not None and found[0] is policy:
+        return found[1]
+    steps = [_Step(rule.id, compile_condition(rule.when), Outcome[rule.outcome.upper()], tuple(rule.actions),
+                   RuleTrace(rule.id, "hit"), RuleTrace(rule.id, "no_hit"),
+                   RuleTrace(rule.id, "no_hit", "not evaluated: an earlier rule decided"))
+             for rule in policy.rules]
+    if len(_PLANS) >= 64:
+        _PLANS.clear()
+    _PLANS[id(policy)] = (policy, steps)
+    return steps
+
+
 def decide(policy: Policy, facts: dict[str, Any]) -> Decision:
     """Apply the policy's rules to the facts; every rule's evaluation is traced."""
     facts = _with_thresholds(policy, facts)
-    trace, fired, outcome, actions = [], [], None, []
-    for rule in policy.rules:
-        if policy.hit_policy == HitPolicy.FIRST and fired:
-            trace.append(RuleTrace(rule.id, "no_hit", "not evaluated: an earlier rule decided"))
+    first = policy.hit_policy == HitPolicy.FIRST
+    trace, fired, outcome, actions, errors = [], [], None, [], False
+    for step in _plan(policy):
+        if first and fired:
+            trace.append(step.skipped)
             continue
         try:
-            hit = evaluate(rule.when, facts)
+            hit = step.test(facts)
         except FactError as exc:
-            trace.append(RuleTrace(rule.id, "error", str(exc)))
+            trace.append(RuleTrace(step.rule_id, "error", str(exc)))
+            errors = True
             continue
-        trace.append(RuleTrace(rule.id, "hit" if hit else "no_hit"))
         if hit:
-            fired.append(rule.id)
-            level = Outcome[rule.outcome.upper()]
-            outcome = level if outcome is None else max(outcome, level)
-            actions.extend(render(a, facts) for a in rule.actions)
+            trace.append(step.hit)
+            fired.append(step.rule_id)
+            outcome = step.level if outcome is None else max(outcome, step.level)
+            actions.extend(render(a, facts) for a in step.actions)
+        else:
+            trace.append(step.no_hit)
     if outcome is None:
         outcome = Outcome[policy.default.outcome.upper()]
         actions = [render(a, facts) for a in policy.default.actions]
     if outcome != Outcome.APPROVE:
         # An approval collected from one rule cannot stand beside another rule's review or hold.
         actions = [a for a in actions if a["type"] != "approve_invoice"]
-    errors = any(t.result == "error" for t in trace)
     if errors and outcome == Outcome.APPROVE:
         # A rule that could not be evaluated might have blocked the approval: never approve blind.
         return degraded_decision(policy, facts, reason="rule_error", trace=trace)
@@ -157,6 +271,8 @@ def degraded_decision(policy: Policy, facts: dict[str, Any], *, reason: str,
 
 
 def _dedupe(actions: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    if len({action["type"] for action in actions}) == len(actions):
+        return actions  # no two of a type: nothing can repeat
     seen, out = set(), []
     for action in actions:
         key = repr(action)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import math
 import threading
 from collections.abc import Callable
 
@@ -16,7 +15,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from features.errors import FeaturesUnavailable, InvalidInput, TollgateError
-from serving import live_updates
+from serving import jsontext, live_updates
 from serving.auth import Caller, Forbidden, Role
 from serving.decisions import Conflict
 from serving.explanations import explain_decision
@@ -207,23 +206,11 @@ def create_app(runtime_factory: Callable[[], Runtime] = build_runtime) -> FastAP
 
 
 class DecisionJSON(JSONResponse):
-    """JSON as pydantic would write it for the response model: a non-finite float is ``null``."""
+    """JSON as pydantic would write it for the response model: a non-finite float is ``null``
+    (:mod:`serving.jsontext`)."""
 
     def render(self, content) -> bytes:
-        try:
-            return super().render(content)
-        except ValueError:  # NaN or infinity somewhere (json.dumps refuses them with allow_nan=False)
-            return super().render(_finite(content))
-
-
-def _finite(value):
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite(v) for v in value]
-    return value
+        return jsontext.encode(content)
 
 
 def _respond(body: dict) -> JSONResponse:

@@ -29,6 +29,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Engine
 
+from serving.jsontext import dumps
 from serving.sqlite_writers import BACKSTOP_PAGES, QueuedWriterConnection, checkpointer
 
 metadata = MetaData()
@@ -204,7 +205,7 @@ def make_engine(url: str) -> Engine:
     checkpointer (:mod:`serving.sqlite_writers`)."""
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False,
-                                                  "factory": QueuedWriterConnection})
+                                                  "factory": QueuedWriterConnection}, json_serializer=dumps)
 
         @event.listens_for(engine, "connect")
         def _pragmas(dbapi_conn, _record) -> None:
@@ -219,7 +220,7 @@ def make_engine(url: str) -> Engine:
         if background is not None:
             weakref.finalize(engine, background.stop)  # the thread ends with the engine
         return engine
-    return create_engine(url, pool_size=8, max_overflow=8, pool_pre_ping=True)
+    return create_engine(url, pool_size=8, max_overflow=8, pool_pre_ping=True, json_serializer=dumps)
 
 
 def create_schema(engine: Engine) -> None:

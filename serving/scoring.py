@@ -156,10 +156,12 @@ class DelayScorer:
         reasons: list[list[dict]] = [[] for _ in range(n)]
         if explain:
             contrib = self._paths.contributions_of(leaves[:n])
-            for i, values in enumerate(contrib):
-                top = np.argsort(-np.abs(values))[:5]
-                reasons[i] = [{"feature": names[j], "value": features[i][names[j]],
-                               "contribution": float(values[j])} for j in top]
+            top = np.argsort(-np.abs(contrib), axis=1)[:, :5]  # the same sort as row by row, all rows at once
+            weights = np.take_along_axis(contrib, top, axis=1).tolist()
+            for i, (columns_i, weights_i) in enumerate(zip(top.tolist(), weights, strict=True)):
+                row = features[i]
+                reasons[i] = [{"feature": names[j], "value": row[names[j]], "contribution": w}
+                              for j, w in zip(columns_i, weights_i, strict=True)]
         missing = np.isnan(looked_up[:n, self._trailing]).any(axis=1).tolist()
         scores = DelayScores(p_all[:n], reasons, features, missing)
         if reroute:

@@ -101,3 +101,77 @@ def test_no_eval_in_yaml_and_json_schema_exported():
         parse_policy("!!python/object/apply:os.system ['true']")
     schema = policy_json_schema()
     assert '"hit_policy"' in schema and '"examples"' in schema
+
+
+# -- the compiled form answers what the interpreter answers ------------------------------------------
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from rules_engine.engine import FactError, compile_condition  # noqa: E402
+from rules_engine.schema import All, AnyOf, Not, Op  # noqa: E402
+
+_PATHS = ["x", "scores.p_late", "shipment.declared_value", "flag", "a.b.c"]
+# small numbers, so that facts often equal bounds (where gt and gte part ways)
+_SCALARS = st.one_of(st.none(), st.booleans(), st.integers(-2, 2), st.integers(-2, 2), st.sampled_from([0.5, 1.0]),
+                     st.floats(allow_nan=True, allow_infinity=True), st.sampled_from(["AA", "DL", ""]))
+_VALUES = {
+    Op.EXISTS: st.none(), Op.MISSING: st.none(), Op.IS_TRUE: st.none(), Op.IS_FALSE: st.none(),
+    Op.EQ: _SCALARS, Op.NE: _SCALARS, Op.IN: st.lists(_SCALARS, max_size=3),
+    Op.NOT_IN: st.lists(_SCALARS, max_size=3),
+    Op.BETWEEN: st.lists(st.one_of(st.integers(-3, 3), st.floats(-3, 3)), min_size=2, max_size=2),
+}
+_BOUNDS = st.one_of(st.integers(-2, 2), st.sampled_from([0.5, 1.0]), st.sampled_from(["$policy.thresholds.limit",
+                                                                          "$policy.thresholds.absent"]))
+_LEAVES = st.builds(lambda fact, op, data: Leaf(fact=fact, op=op, value=data.draw(_VALUES.get(op, _BOUNDS))),
+                    st.sampled_from(_PATHS), st.sampled_from(list(Op)), st.data())
+_CONDITIONS = st.recursive(_LEAVES, lambda inner: st.one_of(
+    st.builds(lambda cs: All(all=cs), st.lists(inner, min_size=1, max_size=3)),
+    st.builds(lambda cs: AnyOf(any=cs), st.lists(inner, min_size=1, max_size=3)),
+    st.builds(lambda c: Not.model_validate({"not": c}), inner)), max_leaves=6)
+_NESTED = {"scores": "p_late", "shipment": "declared_value"}
+_FACTS = st.builds(
+    lambda x, flag, nested, abc, limit: {"x": x, "flag": flag, **nested, "a": abc,
+                                         "policy": {"thresholds": {"limit": limit}}},
+    _SCALARS, _SCALARS,
+    st.fixed_dictionaries({top: st.one_of(st.builds(lambda v, key=key: {key: v}, _SCALARS), _SCALARS)
+                           for top, key in _NESTED.items()}),
+    st.one_of(_SCALARS, st.builds(lambda v: {"b": {"c": v}}, _SCALARS), st.builds(lambda v: {"b": v}, _SCALARS)),
+    st.one_of(st.integers(-2, 2), st.sampled_from([0.5, 1.0]), st.none(), st.just("ten")))
+
+
+def _outcome(run):
+    try:
+        return ("value", run())
+    except FactError as exc:
+        return ("error", str(exc))
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.one_of(_LEAVES, _CONDITIONS), _FACTS)  # half of them single leaves, every flip shows
+def test_a_compiled_condition_answers_as_the_interpreter(condition, facts):
+    assert _outcome(lambda: compile_condition(condition)(facts)) == _outcome(lambda: evaluate(condition, facts))
+
+
+@pytest.mark.parametrize("leaf, facts, expected", [
+    (Leaf(fact="x", op=Op.GT, value=1), {"x": 2}, True),
+    (Leaf(fact="x", op=Op.GT, value=1), {"x": 1}, False),
+    (Leaf(fact="x", op=Op.GTE, value=1), {"x": 1.0}, True),
+    (Leaf(fact="x", op=Op.GT, value=1), {"x": "a"}, "x is 'a', not a number"),
+    (Leaf(fact="x", op=Op.GTE, value="$policy.thresholds.limit"), {"x": 2, "policy": {"thresholds": {"limit": 2}}},
+     True),
+    (Leaf(fact="x", op=Op.LT, value="$policy.thresholds.limit"), {"x": 2, "policy": {"thresholds": {}}},
+     None),  # the missing bound's message names the sentinel object: only its start is compared
+    (Leaf(fact="x", op=Op.BETWEEN, value=[1, 3]), {"x": 3}, True),
+    (Leaf(fact="a.b", op=Op.IS_TRUE), {"a": {"b": 1}}, "a.b is 1, not true/false"),
+    (Leaf(fact="a.b", op=Op.EXISTS), {"a": {"b": None}}, False),
+    (Leaf(fact="a.b", op=Op.MISSING), {"a": 7}, True),
+    (Leaf(fact="x", op=Op.NOT_IN, value=["AA"]), {"x": "DL"}, True),
+    (Leaf(fact="x", op=Op.NE, value="AA"), {}, False),
+])
+def test_each_operator_compiled_hits_misses_and_errs_as_interpreted(leaf, facts, expected):
+    compiled, interpreted = _outcome(lambda: compile_condition(leaf)(facts)), _outcome(lambda: evaluate(leaf, facts))
+    assert compiled == interpreted
+    if expected is None:
+        assert compiled[0] == "error" and compiled[1].startswith("$policy.thresholds.limit is <object")
+    else:
+        assert compiled[1] == expected
