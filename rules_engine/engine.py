@@ -47,8 +47,12 @@ class Decision:
 
 def lookup(facts: dict[str, Any], path: str) -> Any:
     """Value at a dotted path, or the sentinel ``_MISSING``; ``None`` counts as missing."""
+    return _walk(facts, path.split("."))
+
+
+def _walk(facts: dict[str, Any], parts: tuple[str, ...] | list[str]) -> Any:
     value: Any = facts
-    for part in path.split("."):
+    for part in parts:
         if not isinstance(value, dict) or part not in value:
             return _MISSING
         value = value[part]
@@ -61,62 +65,13 @@ def _number(value: Any, path: str) -> float:
     return float(value)
 
 
-def _leaf(leaf: Leaf, facts: dict[str, Any]) -> bool:
-    value = lookup(facts, leaf.fact)
-    if leaf.op == Op.EXISTS:
-        return value is not _MISSING
-    if leaf.op == Op.MISSING:
-        return value is _MISSING
-    if value is _MISSING:
-        return False  # a comparison with a missing fact never hits
-    if leaf.op in (Op.IS_TRUE, Op.IS_FALSE):
-        if not isinstance(value, bool):
-            raise FactError(f"{leaf.fact} is {value!r}, not true/false")
-        return value is (leaf.op == Op.IS_TRUE)
-    if leaf.op == Op.EQ:
-        return value == leaf.value
-    if leaf.op == Op.NE:
-        return value != leaf.value
-    if leaf.op == Op.IN:
-        return value in leaf.value
-    if leaf.op == Op.NOT_IN:
-        return value not in leaf.value
-    number = _number(value, leaf.fact)
-    if leaf.op == Op.BETWEEN:
-        return float(leaf.value[0]) <= number <= float(leaf.value[1])
-    bound = _number(lookup(facts, leaf.value[1:]), leaf.value) if isinstance(leaf.value, str) else float(leaf.value)
-    return {Op.GT: number > bound, Op.GTE: number >= bound, Op.LT: number < bound,
-            Op.LTE: number <= bound}[leaf.op]
-
-
-def evaluate(condition: Condition, facts: dict[str, Any]) -> bool:
-    """Evaluate a condition tree; raises FactError on a type mismatch."""
-    if isinstance(condition, Leaf):
-        return _leaf(condition, facts)
-    if isinstance(condition, All):
-        return all(evaluate(c, facts) for c in condition.all)
-    if isinstance(condition, AnyOf):
-        return any(evaluate(c, facts) for c in condition.any)
-    if isinstance(condition, Not):
-        return not evaluate(condition.not_, facts)
-    raise TypeError(type(condition))
-
-
 _COMPARE = {Op.GT: operator.gt, Op.GTE: operator.ge, Op.LT: operator.lt, Op.LTE: operator.le}
 
 
 def _getter(path: str) -> Callable[[dict[str, Any]], Any]:
     """:func:`lookup` for one path, split once."""
     parts = tuple(path.split("."))
-
-    def get(facts: dict[str, Any]) -> Any:
-        value: Any = facts
-        for part in parts:
-            if not isinstance(value, dict) or part not in value:
-                return _MISSING
-            value = value[part]
-        return _MISSING if value is None else value
-    return get
+    return lambda facts: _walk(facts, parts)
 
 
 def _compile_leaf(leaf: Leaf) -> Callable[[dict[str, Any]], bool]:  # noqa: C901 - one closure per operator
@@ -167,8 +122,9 @@ def _compile_leaf(leaf: Leaf) -> Callable[[dict[str, Any]], bool]:  # noqa: C901
 
 
 def compile_condition(condition: Condition) -> Callable[[dict[str, Any]], bool]:
-    """The condition as one function of the facts: what :func:`evaluate` answers (the same results, the
-    same ``FactError`` messages; a test holds them equal), with paths split and operators chosen once."""
+    """The condition as one function of the facts, with paths split and operators chosen once. A
+    comparison with a missing fact never hits; a fact of the wrong type raises ``FactError``.
+    ``tests/rules_engine`` holds it equal to a plain tree-walking interpreter kept there as the oracle."""
     if isinstance(condition, Leaf):
         return _compile_leaf(condition)
     if isinstance(condition, All):
@@ -181,6 +137,11 @@ def compile_condition(condition: Condition) -> Callable[[dict[str, Any]], bool]:
         inner = compile_condition(condition.not_)
         return lambda facts: not inner(facts)
     raise TypeError(type(condition))
+
+
+def evaluate(condition: Condition, facts: dict[str, Any]) -> bool:
+    """Evaluate a condition tree once; raises FactError on a type mismatch."""
+    return compile_condition(condition)(facts)
 
 
 def render(action: Action, facts: dict[str, Any]) -> dict[str, Any]:
