@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -22,6 +21,7 @@ from features.errors import FeaturesUnavailable, ModelUnavailable, TollgateError
 from rules_engine.engine import decide, degraded_decision
 from serving.case_facts import case_facts, created_event
 from serving.db import case_events, decisions, review_cases
+from serving.ids import uuid7
 from serving.live_updates import record_schedule
 from serving.policy_store import PolicySource
 from serving.schemas import ShipmentIn
@@ -52,7 +52,7 @@ def decision_fields(decision, *, kind: str, subject_id: str, reasons: list, scor
     ``serving.schemas.DecisionOut`` (a test holds it equal to what that model would write)."""
     model = scorer.model if scorer else None
     return {
-        "decision_id": str(uuid.uuid4()), "kind": kind, "subject_id": subject_id, "outcome": decision.outcome,
+        "decision_id": uuid7(), "kind": kind, "subject_id": subject_id, "outcome": decision.outcome,
         "actions": decision.actions, "reasons": reasons, "rules_fired": decision.rules_fired,
         "trace": [{"rule_id": t.rule_id, "result": t.result, "detail": t.detail} for t in decision.trace],
         "model_name": model.name if model else None,
@@ -222,7 +222,7 @@ class DecisionService:
             facts = case_facts(kind, request=request, response=response, params=params, lane=lane,
                                high_value=self._high_value(response["policy_id"]))
             cases.append({
-                "case_id": str(uuid.uuid4()), "decision_id": response["decision_id"], "kind": kind,
+                "case_id": uuid7(), "decision_id": response["decision_id"], "kind": kind,
                 "subject_id": subject_id, "queue": str(params.get("queue", "default")), **facts,
                 "reason": str(params.get("reason"))[:64], "status": "open", "version": 1,
                 "sla_due_at": created + timedelta(hours=float(params.get("sla_hours", 24))), "created_at": created,

@@ -2,6 +2,7 @@
 
 import json
 import threading
+import uuid
 
 import pytest
 from sqlalchemy import func, select
@@ -164,6 +165,12 @@ def test_batch_decides_every_shipment(api):
     outcomes = [d["outcome"] for d in r.json()["decisions"]]
     assert outcomes == ["hold", "approve", "approve", "approve"]
     assert _count(api.runtime, decisions) == 4
+    # decision ids are time-ordered (UUID version 7): the log's primary key grows at its right-hand edge
+    ids = [d["decision_id"] for d in r.json()["decisions"]]
+    assert ids == sorted(ids) and {uuid.UUID(i).version for i in ids} == {7}
+    with api.runtime.engine.connect() as conn:
+        stored = conn.execute(select(decisions.c.decision_id).order_by(decisions.c.decision_id)).scalars().all()
+    assert stored == ids
 
 
 def test_batch_repeating_a_shipment_and_a_decided_one_records_each_once(api):
