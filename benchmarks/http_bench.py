@@ -13,7 +13,8 @@ Reported (medians where repeated; nothing here asserts, figures are compared by 
 ``p50_ms_c1``, ``p99_ms_c8``, ``rps_c8``, ``mlflow_rps_c8``, ``ratio_vs_mlflow``, ``batch_rows_per_s``,
 ``soak_rss_growth_pct``, ``soak_p99_first_ms``, ``soak_p99_last_ms`` and the details behind them.
 The soak sends ``soak_requests`` decisions at concurrency 8 in four equal quarters; RSS is the sum over
-the service's process tree after warm-up and after the last quarter. Batches of 1,000 shipments are
+the service's process tree after warm-up and after the last quarter; each quarter's p99 and the CPU
+time the service spent per decision in it are listed too. Batches of 1,000 shipments are
 sent one at a time (``batch_rows_per_s``) and then two at a time, one per default worker
 (``batch_rows_per_s_parallel``).
 """
@@ -225,13 +226,19 @@ def _soak(server: Launched, url: str, bodies: Path, key: str, *, total: int, rps
     """``total`` decisions in four quarters at concurrency 8; RSS after warm-up and at the end."""
     quarter_seconds = max(2.0, total / 4 / max(rps, 1.0))
     rss_start = server.rss()
-    quarters = []
+    quarters, cpu_ms = [], []
     for q in range(4):
         step(f"soak quarter {q + 1}/4 (~{quarter_seconds:.0f} s)")
+        cpu = server.cpu_seconds()
         quarters.append(_wrk(url, bodies=bodies, key=key, connections=8, seconds=quarter_seconds))
+        cpu_ms.append(1000 * (server.cpu_seconds() - cpu) / max(quarters[-1]["requests"], 1))
     rss_end = server.rss()
     return {"soak_requests": sum(q["requests"] for q in quarters),
             "soak_rss_start_mb": rss_start / 2**20, "soak_rss_end_mb": rss_end / 2**20,
             "soak_rss_growth_pct": 100.0 * (rss_end - rss_start) / rss_start if rss_start else None,
             "soak_p99_first_ms": quarters[0]["p99_us"] / 1000, "soak_p99_last_ms": quarters[-1]["p99_us"] / 1000,
-            "soak_rps_quarters": [round(q["rps"], 1) for q in quarters]}
+            "soak_rps_quarters": [round(q["rps"], 1) for q in quarters],
+            "soak_p99_ms_quarters": [round(q["p99_us"] / 1000, 1) for q in quarters],
+            # the service's CPU per decision: on a shared machine it moves with the neighbours' load,
+            # and the p99 with it (docs/decisions.md, session 7)
+            "soak_cpu_ms_per_decision_quarters": [round(c, 2) for c in cpu_ms]}

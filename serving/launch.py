@@ -73,15 +73,29 @@ class Launched:
         self._handle.flush()
         return self.log.read_text(errors="replace")[-chars:]
 
+    def _tree(self) -> list:
+        import psutil
+
+        parent = psutil.Process(self.process.pid)
+        return [parent, *parent.children(recursive=True)]
+
     def rss(self) -> int:
         """Resident memory of the process and all its children, in bytes."""
         import psutil
 
         try:
-            parent = psutil.Process(self.process.pid)
-            return sum(p.memory_info().rss for p in [parent, *parent.children(recursive=True)])
+            return sum(p.memory_info().rss for p in self._tree())
         except psutil.NoSuchProcess:
             return 0
+
+    def cpu_seconds(self) -> float:
+        """CPU time (user and system) the process and its living children have used so far."""
+        import psutil
+
+        try:
+            return sum(t.user + t.system for t in (p.cpu_times() for p in self._tree()))
+        except psutil.NoSuchProcess:
+            return 0.0
 
     def stop(self) -> None:
         if self.process.poll() is None:

@@ -1,0 +1,25 @@
+import os
+import sys
+import time
+
+from serving.launch import Launched
+
+
+def test_cpu_seconds_and_rss_cover_the_process_and_its_children(tmp_path):
+    # a parent that sleeps and a child that spins: the tree's CPU time grows, the parent's alone would not
+    script = ("import subprocess, sys, time\n"
+              "subprocess.Popen([sys.executable, '-c', 'import time\\nend = time.time() + 30\\nwhile time.time() < end: pass'])\n"
+              "time.sleep(30)\n")
+    launched = Launched([sys.executable, "-c", script], env=dict(os.environ), log=tmp_path / "spin.log", port=1)
+    try:
+        deadline = time.monotonic() + 10
+        while len(launched._tree()) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        first = launched.cpu_seconds()
+        time.sleep(0.6)
+        second = launched.cpu_seconds()
+        assert second - first > 0.2  # the spinning child's time is counted
+        assert launched.rss() > 2 * 2**20
+    finally:
+        launched.stop()
+    assert launched.cpu_seconds() == 0.0 and launched.rss() == 0  # gone: nothing to measure, no error
