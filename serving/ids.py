@@ -26,15 +26,16 @@ def uuid7() -> str:
     """A new version 7 UUID in its canonical text form, greater than any this process made before."""
     global _last_ms, _seq
     now = time.time_ns() // 1_000_000
-    tail = int.from_bytes(os.urandom(8), "big")
+    drawn = int.from_bytes(os.urandom(10), "big")  # 62 bits for the tail, 11 for a new counter's start
+    tail = drawn & ((1 << 62) - 1)
     with _lock:
         if now > _last_ms:
-            _last_ms, _seq = now, (tail >> 53) & 0x7FF  # restart the counter at a random value below 2,048
+            _last_ms, _seq = now, (drawn >> 62) & 0x7FF  # restart the counter at a random value below 2,048
         else:
             _seq += 1
             if _seq > 0xFFF:
                 _last_ms, _seq = _last_ms + 1, 0
         ms, seq = _last_ms, _seq
-    value = (ms << 80) | (0x7 << 76) | (seq << 64) | (0b10 << 62) | (tail & ((1 << 62) - 1))
+    value = (ms << 80) | (0x7 << 76) | (seq << 64) | (0b10 << 62) | tail
     h = f"{value:032x}"
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"

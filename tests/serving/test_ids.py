@@ -37,3 +37,25 @@ def test_uuid7_from_several_threads_are_unique():
     assert len(set(every)) == len(every)
     for slot in out:
         assert slot == sorted(slot)
+
+
+def test_uuid7_keeps_increasing_when_the_clock_steps_back(monkeypatch):
+    import serving.ids as ids
+
+    class Clock:
+        now = (time.time_ns() // 1_000_000 + 60_000) * 1_000_000  # a minute ahead of everything so far
+
+        def time_ns(self) -> int:
+            return self.now
+
+    clock = Clock()
+    monkeypatch.setattr(ids, "time", clock)
+    # restored afterwards: later ids in this process must not carry the fake minute-ahead time
+    monkeypatch.setattr(ids, "_last_ms", ids._last_ms)
+    monkeypatch.setattr(ids, "_seq", ids._seq)
+    ahead = [uuid7() for _ in range(3)]
+    clock.now -= 30_000 * 1_000_000  # NTP steps the clock back 30 s
+    behind = [uuid7() for _ in range(3)]
+    made = ahead + behind
+    assert made == sorted(made) and len(set(made)) == 6
+    assert {uuid.UUID(i).int >> 80 for i in behind} <= {clock.now // 1_000_000 + 30_000}  # the last time seen
