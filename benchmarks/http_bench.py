@@ -240,5 +240,5 @@ def _soak(server: Launched, url: str, bodies: Path, key: str, *, total: int, rps
             "soak_rps_quarters": [round(q["rps"], 1) for q in quarters],
             "soak_p99_ms_quarters": [round(q["p99_us"] / 1000, 1) for q in quarters],
             # the service's CPU per decision: on a shared machine it moves with the neighbours' load,
-            # and the p99 with it (docs/decisions.md, session 8)
+            # so a run says whether its machine slowed down (docs/decisions.md, session 8)
             "soak_cpu_ms_per_decision_quarters": [round(c, 2) for c in cpu_ms]}

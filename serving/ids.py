@@ -2,9 +2,10 @@
 
 A random (version 4) UUID as primary key makes every insert land on a random page of the key's B-tree:
 once the index outgrows the database's page cache, each new decision reads and dirties a page nobody
-touched for a while, and the tail latency of the decision log grows with its size (session 5's soak).
-A version 7 UUID (RFC 9562) starts with the Unix time in milliseconds, so new keys go to the right-hand
-edge of the index, which stays cached. Within one millisecond a 12-bit counter (the RFC's "method 1"),
+touched for a while, and a checkpoint has more scattered pages to copy (measured with a write-only loop:
+the checkpoint stalls of a fast writer grew with the file, less so with these ids; docs/decisions.md,
+session 8). A version 7 UUID (RFC 9562) starts with the Unix time in milliseconds, so new keys go to the
+right-hand edge of the index, which stays cached. Within one millisecond a 12-bit counter (the RFC's "method 1"),
 started at a random value below 2,048, keeps the ids one process makes strictly increasing; when it runs
 out the id borrows the next millisecond. Ids from different processes interleave by time and stay
 unique through the 62 random bits. The text form is the usual 36-character one, so existing columns
