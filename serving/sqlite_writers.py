@@ -87,7 +87,12 @@ def writer_lock(database: str) -> WriterLock | None:
         return _locks[key]
 
 
-CHECKPOINT_SECONDS = 0.5
+CHECKPOINT_SECONDS = 0.1
+"""Between background passes. At c8 a decision adds ~13 WAL pages (~53 KB) and the WAL rarely starts
+over (some request is nearly always reading it), so with 0.5 s it sat near the backstop and the p99 at
+c8 rose slice by slice (26.8 → 31.5 ms over 5 × 30 s). With 0.1 s each pass has a fifth as much to copy:
+the same probe gave 18.8–22.5 ms wherever the service's CPU per decision was as low as in that run
+(docs/decisions.md, session 8). An idle pass costs ~0.1 ms."""
 BACKSTOP_PAGES = 10_000
 """Connections still checkpoint by themselves once the WAL holds this many pages (~40 MB): should the
 background checkpointer stop or fall behind, the WAL stays bounded."""
