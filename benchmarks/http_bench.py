@@ -223,11 +223,15 @@ def run(*, seconds: float = 20.0, soak_requests: int = 200_000, batch_repeats: i
 
 def _soak(server: Launched, url: str, bodies: Path, key: str, *, total: int, rps: float,
           step: Callable[[str], None]) -> dict:
-    """``total`` decisions in four quarters at concurrency 8; RSS after warm-up and at the end."""
-    quarter_seconds = max(2.0, total / 4 / max(rps, 1.0))
+    """About ``total`` decisions in four quarters at concurrency 8; RSS after warm-up and at the end. wrk
+    runs for a time, not a count: the first quarter is timed from ``rps`` (the c8 run's), each later one
+    from the rate of the quarter before it and what is left to send."""
     rss_start = server.rss()
     quarters, cpu_ms = [], []
     for q in range(4):
+        left = total - sum(done["requests"] for done in quarters)
+        rate = quarters[-1]["rps"] if quarters else rps
+        quarter_seconds = max(2.0, left / (4 - q) / max(rate, 1.0))
         step(f"soak quarter {q + 1}/4 (~{quarter_seconds:.0f} s)")
         cpu = server.cpu_seconds()
         quarters.append(_wrk(url, bodies=bodies, key=key, connections=8, seconds=quarter_seconds))
