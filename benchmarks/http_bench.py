@@ -12,7 +12,7 @@ What it starts, all on loopback, all really:
 Reported (medians where repeated; nothing here asserts, figures are compared by people):
 ``p50_ms_c1``, ``p99_ms_c8``, ``rps_c8``, ``mlflow_rps_c8``, ``ratio_vs_mlflow``, ``batch_rows_per_s``,
 ``soak_rss_growth_pct``, ``soak_p99_first_ms``, ``soak_p99_last_ms`` and the details behind them.
-The soak sends ``soak_requests`` decisions at concurrency 8 in four equal quarters; RSS is the sum over
+The soak sends about ``soak_requests`` decisions at concurrency 8 in four quarters; RSS is the sum over
 the service's process tree after warm-up and after the last quarter; each quarter's p99 and the CPU
 time the service spent per decision in it are listed too. Batches of 1,000 shipments are
 sent one at a time (``batch_rows_per_s``) and then two at a time, one per default worker

@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+import uuid
 
 _lock = threading.Lock()
 _last_ms = 0
@@ -37,6 +38,4 @@ def uuid7() -> str:
             if _seq > 0xFFF:
                 _last_ms, _seq = _last_ms + 1, 0
         ms, seq = _last_ms, _seq
-    value = (ms << 80) | (0x7 << 76) | (seq << 64) | (0b10 << 62) | tail
-    h = f"{value:032x}"
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+    return str(uuid.UUID(int=(ms << 80) | (0x7 << 76) | (seq << 64) | (0b10 << 62) | tail))
