@@ -146,13 +146,30 @@ def evaluate(condition: Condition, facts: dict[str, Any]) -> bool:
 
 def render(action: Action, facts: dict[str, Any]) -> dict[str, Any]:
     """Action as a plain dict, with ``"$path"`` parameters replaced by fact values."""
-    params = {}
-    for key, value in action.params.items():
-        if isinstance(value, str) and value.startswith("$"):
-            found = lookup(facts, value[1:])
-            value = None if found is _MISSING else found
-        params[key] = value
-    return {"type": action.type.value, "params": params}
+    kind, params = _template(action)
+    out = {}
+    for key, value, parts in params:
+        if parts is not None:
+            value = _walk(facts, parts)
+            value = None if value is _MISSING else value
+        out[key] = value
+    return {"type": kind, "params": out}
+
+
+_TEMPLATES: dict[int, tuple[Action, tuple[str, tuple]]] = {}
+
+
+def _template(action: Action) -> tuple[str, tuple]:
+    """The action's type and, per parameter, its constant or its fact path split once (kept per action
+    object: policies are immutable)."""
+    found = _TEMPLATES.get(id(action))
+    if found is None or found[0] is not action:
+        params = tuple((key, value, tuple(value[1:].split(".")) if isinstance(value, str) and value.startswith("$")
+                        else None) for key, value in action.params.items())
+        if len(_TEMPLATES) >= 4096:
+            _TEMPLATES.clear()
+        found = _TEMPLATES[id(action)] = (action, (action.type.value, params))
+    return found[1]
 
 
 def _with_thresholds(policy: Policy, facts: dict[str, Any]) -> dict[str, Any]:
@@ -192,35 +209,75 @@ def decide(policy: Policy, facts: dict[str, Any]) -> Decision:
     """Apply the policy's rules to the facts; every rule's evaluation is traced."""
     facts = _with_thresholds(policy, facts)
     first = policy.hit_policy == HitPolicy.FIRST
-    trace, fired, outcome, actions, errors = [], [], None, [], False
+    results: list[bool | str | None] = []
     for step in _plan(policy):
-        if first and fired:
-            trace.append(step.skipped)
+        if first and True in results:
+            results.append(None)  # an earlier rule decided
             continue
         try:
-            hit = step.test(facts)
+            results.append(bool(step.test(facts)))
         except FactError as exc:
-            trace.append(RuleTrace(step.rule_id, "error", str(exc)))
+            results.append(str(exc))
+    return conclude(policy, shape_of(policy, tuple(results)), facts)
+
+
+@dataclass(frozen=True)
+class Shape:
+    """What a decision is, given which rules hit, missed, erred or were skipped — all but the rendering
+    of its actions' parameters from the facts. Many decisions share one (``rules_engine.batch``)."""
+
+    outcome: Outcome
+    actions: tuple[Action, ...]
+    rules_fired: tuple[str, ...]
+    trace: tuple[RuleTrace, ...]
+    errors: bool
+
+
+_SHAPES: dict[tuple[int, tuple], tuple[Policy, Shape]] = {}
+
+
+def shape_of(policy: Policy, results: tuple[bool | str | None, ...]) -> Shape:
+    """The decision's shape for each rule's result (True hit, False no hit, a message for an error, None
+    for skipped); shapes without errors are remembered per policy (a batch has few distinct ones)."""
+    key = (id(policy), results)
+    found = _SHAPES.get(key)
+    if found is not None and found[0] is policy:
+        return found[1]
+    trace, fired, outcome, actions, errors = [], [], None, [], False
+    for step, result in zip(_plan(policy), results, strict=True):
+        if result is None:
+            trace.append(step.skipped)
+        elif isinstance(result, str):
+            trace.append(RuleTrace(step.rule_id, "error", result))
             errors = True
-            continue
-        if hit:
+        elif result:
             trace.append(step.hit)
             fired.append(step.rule_id)
             outcome = step.level if outcome is None else max(outcome, step.level)
-            actions.extend(render(a, facts) for a in step.actions)
+            actions.extend(step.actions)
         else:
             trace.append(step.no_hit)
     if outcome is None:
-        outcome = Outcome[policy.default.outcome.upper()]
-        actions = [render(a, facts) for a in policy.default.actions]
+        outcome, actions = Outcome[policy.default.outcome.upper()], list(policy.default.actions)
     if outcome != Outcome.APPROVE:
         # An approval collected from one rule cannot stand beside another rule's review or hold.
-        actions = [a for a in actions if a["type"] != "approve_invoice"]
-    if errors and outcome == Outcome.APPROVE:
+        actions = [a for a in actions if a.type.value != "approve_invoice"]
+    shape = Shape(outcome, tuple(actions), tuple(fired), tuple(trace), errors)
+    if not errors:
+        if len(_SHAPES) >= 4096:
+            _SHAPES.clear()
+        _SHAPES[key] = (policy, shape)
+    return shape
+
+
+def conclude(policy: Policy, shape: Shape, facts: dict[str, Any]) -> Decision:
+    """The decision of ``shape`` for these facts (``facts`` with the policy's thresholds in them)."""
+    if shape.errors and shape.outcome == Outcome.APPROVE:
         # A rule that could not be evaluated might have blocked the approval: never approve blind.
-        return degraded_decision(policy, facts, reason="rule_error", trace=trace)
-    return Decision(policy.id, policy.version, outcome.name.lower(), _dedupe(actions), fired, trace,
-                    degraded=errors)
+        return degraded_decision(policy, facts, reason="rule_error", trace=list(shape.trace))
+    actions = [render(a, facts) for a in shape.actions]
+    return Decision(policy.id, policy.version, shape.outcome.name.lower(), _dedupe(actions),
+                    list(shape.rules_fired), list(shape.trace), degraded=shape.errors)
 
 
 def degraded_decision(policy: Policy, facts: dict[str, Any], *, reason: str,

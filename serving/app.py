@@ -220,8 +220,7 @@ def _respond(body: dict) -> JSONResponse:
 
 
 def _observed(decisions: list[dict]) -> list[dict]:
-    for decision in decisions:
-        observe(decision)
+    observe(decisions)
     return decisions
 
 

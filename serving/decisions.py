@@ -13,15 +13,17 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from functools import partial
 
-from sqlalchemy import bindparam, insert, select
+from sqlalchemy import bindparam, select
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
 from features.errors import FeaturesUnavailable, ModelUnavailable, TollgateError
-from rules_engine.engine import decide, degraded_decision
+from rules_engine.batch import decide_many
+from rules_engine.engine import degraded_decision
+from serving.bulk_insert import insert_rows
 from serving.case_facts import case_facts, created_event
 from serving.db import case_events, decisions, review_cases
-from serving.ids import uuid7
+from serving.ids import uuid7, uuid7_many
 from serving.live_updates import record_schedule
 from serving.policy_store import PolicySource
 from serving.schemas import ShipmentIn
@@ -31,7 +33,6 @@ from serving.scoring import DelayScorer, risk_band
 # built once: the statement and its compiled form are reused by every decision
 _RECORDED = select(decisions.c.idempotency_key, decisions.c.request_hash, decisions.c.response).where(
     decisions.c.idempotency_key.in_(bindparam("keys", expanding=True)))
-_INSERT_DECISIONS, _INSERT_CASES, _INSERT_CASE_EVENTS = insert(decisions), insert(review_cases), insert(case_events)
 
 
 class Conflict(TollgateError):
@@ -47,21 +48,38 @@ def idempotency_key(kind: str, subject_id: str, digest: str, header: str | None)
 
 
 def decision_fields(decision, *, kind: str, subject_id: str, reasons: list, scorer, degraded_reason: str | None,
-                    features_missing: bool) -> dict:
+                    features_missing: bool, decision_id: str | None = None, created_at: str | None = None) -> dict:
     """What every decision response carries, whatever its kind, already in the JSON form of
-    ``serving.schemas.DecisionOut`` (a test holds it equal to what that model would write)."""
+    ``serving.schemas.DecisionOut`` (a test holds it equal to what that model would write). A batch passes
+    its own ids (:func:`serving.ids.uuid7_many`) and its one decision time."""
     model = scorer.model if scorer else None
     return {
-        "decision_id": uuid7(), "kind": kind, "subject_id": subject_id, "outcome": decision.outcome,
+        "decision_id": decision_id or uuid7(), "kind": kind, "subject_id": subject_id, "outcome": decision.outcome,
         "actions": decision.actions, "reasons": reasons, "rules_fired": decision.rules_fired,
-        "trace": [{"rule_id": t.rule_id, "result": t.result, "detail": t.detail} for t in decision.trace],
+        "trace": _trace_body(decision.trace),
         "model_name": model.name if model else None,
         "model_version": model.version if model else None, "policy_id": decision.policy_id,
         "policy_version": decision.policy_version, "feature_service": model.feature_service if model else None,
         "degraded": decision.degraded,
         "degraded_reason": degraded_reason or ("rule_error" if decision.degraded else None),
-        "features_missing": features_missing, "created_at": instant_text(datetime.now(UTC)),
+        "features_missing": features_missing, "created_at": created_at or instant_text(datetime.now(UTC)),
     }
+
+
+_TRACES: dict[tuple, list[dict]] = {}
+
+
+def _trace_body(trace: list) -> list[dict]:
+    """The trace's JSON form; a batch's decisions share a few traces, each built once (and never changed
+    afterwards: responses are only encoded and logged)."""
+    key = tuple(trace)
+    found = _TRACES.get(key)
+    if found is None:
+        found = [{"rule_id": t.rule_id, "result": t.result, "detail": t.detail} for t in trace]
+        if len(_TRACES) >= 4096:
+            _TRACES.clear()
+        _TRACES[key] = found
+    return found
 
 
 def instant_text(moment: datetime) -> str:
@@ -122,19 +140,20 @@ class DecisionService:
             reason = "model_unavailable" if isinstance(exc, ModelUnavailable) else "features_unavailable"
             return [self._degraded_shipment(policy, r, payload, reason) for r, payload in zip(requests, payloads,
                                                                                              strict=True)]
-        out = []
-        for i, (request, payload) in enumerate(zip(requests, payloads, strict=True)):
-            p = float(scores.p_late[i])
+        p_late = scores.p_late.tolist()
+        facts_rows = []
+        for i, payload in enumerate(payloads):
             alternatives = scores.alternatives[i] if scores.alternatives else []
-            facts = {"shipment": payload, "scores": {"p_late": p},
-                     "features_missing": scores.features_missing[i],
-                     "reroute": {"gain": max((a["gain"] for a in alternatives), default=0.0),
-                                 "alternatives": [a for a in alternatives if a["gain"] > 0][:3]}}
-            decision = decide(policy, facts)
-            out.append(self._response(decision, request, p=p, reasons=scores.reasons[i],
-                                      features=scores.features[i], scorer=scorer,
-                                      features_missing=scores.features_missing[i]))
-        return out
+            facts_rows.append({"shipment": payload, "scores": {"p_late": p_late[i]},
+                               "features_missing": scores.features_missing[i],
+                               "reroute": {"gain": max((a["gain"] for a in alternatives), default=0.0),
+                                           "alternatives": [a for a in alternatives if a["gain"] > 0][:3]}})
+        ids, created = uuid7_many(len(requests)), instant_text(datetime.now(UTC))
+        return [self._response(decision, request, p=p, reasons=reasons, features=features, scorer=scorer,
+                               features_missing=missing, decision_id=decision_id, created_at=created)
+                for decision, request, p, reasons, features, missing, decision_id in zip(
+                    decide_many(policy, facts_rows), requests, p_late, scores.reasons, scores.features,
+                    scores.features_missing, ids, strict=True)]
 
     def _degraded_shipment(self, policy, request: ShipmentIn, payload: dict, reason: str) -> dict:
         decision = degraded_decision(policy, {"shipment": payload}, reason=reason)
@@ -142,11 +161,12 @@ class DecisionService:
                               features_missing=True, degraded_reason=reason)
 
     def _response(self, decision, request: ShipmentIn, *, p, reasons, features, scorer, features_missing,
-                  degraded_reason=None) -> dict:
+                  degraded_reason=None, decision_id: str | None = None, created_at: str | None = None) -> dict:
         """The ``ShipmentDecision`` body built directly in its JSON form (validating and dumping it through
         pydantic cost 33 ms a 1,000-row batch; ``tests/serving/test_decision_bodies.py`` holds the two equal)."""
         body = decision_fields(decision, kind="shipment", subject_id=request.shipment_id, reasons=reasons,
-                               scorer=scorer, degraded_reason=degraded_reason, features_missing=features_missing)
+                               scorer=scorer, degraded_reason=degraded_reason, features_missing=features_missing,
+                               decision_id=decision_id, created_at=created_at)
         body["scores"] = {"p_late": p, "risk_band": risk_band(p) if p is not None else None}
         body["_features"] = dict(features)  # JSON-ready already (NaN as None)
         return body
@@ -168,10 +188,9 @@ class DecisionService:
 
     @staticmethod
     def _write(conn: Connection, rows: list[dict], cases: list[dict], events: list[dict]) -> None:
-        conn.execute(_INSERT_DECISIONS, rows)
-        if cases:
-            conn.execute(_INSERT_CASES, cases)
-            conn.execute(_INSERT_CASE_EVENTS, events)
+        insert_rows(conn, decisions, rows)
+        insert_rows(conn, review_cases, cases)
+        insert_rows(conn, case_events, events)
 
     def _record(self, *, kind: str, subject_id: str, key: str, digest: str, request: dict, response: dict,
                 caller: str | None, lane: str | None = None, also: Callable[[Connection], None] | None = None) -> dict:

@@ -29,6 +29,7 @@ from features.live import (
     window_stats,
 )
 from features.transforms import carrier_origin_key
+from serving.bulk_insert import insert_rows
 from serving.db import events, movements
 from serving.schemas import EventIn, EventType
 
@@ -52,7 +53,7 @@ def record_schedule(conn: Connection, *, shipments: list[dict]) -> None:
         return
     statement = _INSERT_IF_ABSENT.get(conn.dialect.name)
     if statement is not None:
-        conn.execute(statement, rows)
+        insert_rows(conn, movements, rows, statement=statement)
         return
     for row in rows:  # another database: a savepoint keeps a duplicate from aborting the decision's transaction
         try:

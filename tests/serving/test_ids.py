@@ -59,3 +59,14 @@ def test_uuid7_keeps_increasing_when_the_clock_steps_back(monkeypatch):
     made = ahead + behind
     assert made == sorted(made) and len(set(made)) == 6
     assert {uuid.UUID(i).int >> 80 for i in behind} <= {clock.now // 1_000_000 + 30_000}  # the last time seen
+
+
+def test_uuid7_many_continues_the_sequence_beyond_a_millisecond_counter():
+    from serving.ids import uuid7_many
+
+    before = uuid7()
+    batch = uuid7_many(10_000)  # one clock reading: the counter overflows into the next milliseconds
+    after = uuid7()
+    every = [before, *batch, after]
+    assert every == sorted(every) and len(set(every)) == len(every)
+    assert all(uuid.UUID(i).version == 7 for i in batch)
