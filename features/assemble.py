@@ -61,6 +61,12 @@ def entity_keys(shipment: Mapping) -> dict[str, str]:
             "equipment_id": shipment.get("equipment_id") or "UNKNOWN"}
 
 
+def with_carrier(keys: Mapping[str, str], carrier: str) -> dict[str, str]:
+    """:func:`entity_keys` of the same shipment with another carrier (an alternative on its lane): only the
+    carrier's own keys change."""
+    return {**keys, "carrier": carrier, "carrier_origin": f"{carrier}@{keys['origin']}"}
+
+
 def model_columns(shipments: Sequence[Mapping], looked_up: np.ndarray) -> dict[str, list | np.ndarray]:
     """:func:`model_frame` as columns (name -> values, the same order): request features, the looked-up
     values (``looked_up``: one row per shipment, ``LOOKED_UP`` order) and the derived ones."""

@@ -33,6 +33,8 @@ from features.errors import FeaturesUnavailable
 _REDIS_HELPERS = ("_generate_hset_keys_for_features", "_generate_redis_keys_for_entities", "_read_hash_fields",
                   "_convert_redis_values_to_protobuf")
 """Feast's own Redis helpers the one-pipeline read uses (Feast 0.67); without them, ``online_read``."""
+DOUBLE_TAG = (ValueProto.DESCRIPTOR.fields_by_name["double_val"].number << 3) | 1
+"""A serialized ``ValueProto`` holding a double starts with this byte (field number, wire type 1: 64-bit)."""
 SERIALIZED_KEYS = 100_000
 """At most this many serialized entity keys are remembered per reader (~20 MB at worst)."""
 
@@ -44,6 +46,33 @@ def _number(value: ValueProto | None) -> float:
     if kind is None:
         return math.nan
     return float(getattr(value, kind))
+
+
+def _fill(blocks: list[np.ndarray], lookups: list[tuple[dict, dict]], found: list[tuple]) -> None:
+    """Rows (view, entity key, feature, serialized ``ValueProto``) into the views' blocks. A double — what
+    the feature tables hold — is serialized as its field's tag (``DOUBLE_TAG``) and 8 little-endian bytes:
+    those are decoded all at once by numpy, anything else through the protobuf class (equal results,
+    ``tests/features/test_online_values.py``)."""
+    where, doubles = [], []
+    value = ValueProto()
+    for v, key, feature, data in found:
+        rows, columns = lookups[v]
+        j = columns.get(feature)
+        if j is None:
+            continue
+        if len(data) == 9 and data[0] == DOUBLE_TAG:
+            where.append((v, rows[key], j))
+            doubles.append(data)
+        else:
+            value.ParseFromString(data)
+            blocks[v][rows[key], j] = _number(value)
+    if not doubles:
+        return
+    numbers = np.frombuffer(b"".join(doubles), dtype=np.uint8).reshape(-1, 9)[:, 1:].copy().view("<f8").ravel()
+    views, rows_at, columns_at = (np.array(part) for part in zip(*where, strict=True))
+    for v in np.unique(views).tolist():
+        mine = views == v
+        blocks[v][rows_at[mine], columns_at[mine]] = numbers[mine]
 
 
 class OnlineReader:
@@ -85,12 +114,14 @@ class OnlineReader:
         try:
             per_view = []
             for _, keys, _ in self.views:
-                distinct: dict = {}
+                # codes per row and the distinct keys (pandas' hash table: ~4x the dict loop it replaced)
                 if len(keys) == 1:  # the usual case: one join key, its value is the distinct key
                     key = keys[0]
-                    where = [distinct.setdefault(str(row[key]), len(distinct)) for row in entity_rows]
-                    per_view.append(([(value,) for value in distinct], where))
+                    where, uniques = pd.factorize(np.array([str(row[key]) for row in entity_rows], dtype=object),
+                                                  use_na_sentinel=False)
+                    per_view.append(([(value,) for value in uniques], where))
                     continue
+                distinct: dict = {}
                 where = [distinct.setdefault(tuple(str(row[k]) for k in keys), len(distinct)) for row in entity_rows]
                 per_view.append((list(distinct), where))
             if self._tables is not None:
@@ -175,7 +206,6 @@ class OnlineReader:
             parts.append((f"SELECT {v}, entity_key, feature_name, value FROM {self._tables[v]} "
                           f"WHERE entity_key IN ({','.join('?' * len(serialized))})", serialized))
         conn = self.online._get_conn(config)  # noqa: SLF001 - the connection Feast reads with
-        value = ValueProto()
         start = 0
         while start < len(parts):
             end, count = start, 0
@@ -183,15 +213,10 @@ class OnlineReader:
                 count += len(parts[end][1])
                 end += 1
             sql = " UNION ALL ".join(part for part, _ in parts[start:end])
-            for v, key, feature, data in conn.execute(sql, [p for _, ps in parts[start:end] for p in ps]).fetchall():
-                rows, columns = lookups[v]
-                j = columns.get(feature)
-                if j is not None:
-                    value.ParseFromString(data)
-                    blocks[v][rows[key], j] = _number(value)
+            found = conn.execute(sql, [p for _, ps in parts[start:end] for p in ps]).fetchall()
+            _fill(blocks, lookups, found)
             start = end
         return blocks
-
     def read(self, entity_rows: list[dict[str, str]]) -> pd.DataFrame:
         """One row per entity row, columns in FeatureService order."""
         return pd.DataFrame(self.values(entity_rows), columns=self.columns)

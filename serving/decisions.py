@@ -17,9 +17,12 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
+import msgspec
+
 from features.errors import FeaturesUnavailable, ModelUnavailable, TollgateError
 from rules_engine.batch import decide_many
 from rules_engine.engine import degraded_decision
+from serving import jsontext
 from serving.bulk_insert import insert_rows
 from serving.case_facts import case_facts, created_event
 from serving.db import case_events, decisions, review_cases
@@ -114,20 +117,26 @@ class DecisionService:
 
     # -- shipments --------------------------------------------------------------------------
     def decide_shipments(self, requests: list[ShipmentIn], *, header_key: str | None = None,
-                         caller: str | None = None) -> list[dict]:
-        """Decide a list of shipments (a batch shares one scoring pass)."""
+                         caller: str | None = None, encoded: list[msgspec.Raw] | None = None) -> list[dict]:
+        """Decide a list of shipments (a batch shares one scoring pass). ``encoded``, if given, receives
+        each decision's JSON text, the very bytes written to the log (a response need not encode them
+        again: ~6 ms a 1,000-row batch)."""
         payloads = [r.model_dump(mode="json") for r in requests]
         digests = [request_hash(payload) for payload in payloads]
         keys = [idempotency_key("shipment", r.shipment_id, d, f"{header_key}:{i}" if header_key and len(
             requests) > 1 else header_key) for i, (r, d) in enumerate(zip(requests, digests, strict=True))]
         done = self.existing_many(keys, digests)
         todo = [i for i, d in enumerate(done) if d is None]
+        texts: list[msgspec.Raw | None] = [None] * len(done)
         if todo:
             fresh = self._score_and_decide([requests[i] for i in todo], [payloads[i] for i in todo])
             items = [{"key": keys[i], "digest": digests[i], "request": payloads[i], "response": response}
                      for i, response in zip(todo, fresh, strict=True)]
-            for i, recorded in zip(todo, self._record_shipments(items, caller=caller), strict=True):
-                done[i] = recorded
+            for i, (recorded, text) in zip(todo, self._record_shipments(items, caller=caller), strict=True):
+                done[i], texts[i] = recorded, text
+        if encoded is not None:
+            encoded.extend(text if text is not None else msgspec.Raw(jsontext.encode(decision))
+                           for decision, text in zip(done, texts, strict=True))
         return done
 
     def _score_and_decide(self, requests: list[ShipmentIn], payloads: list[dict]) -> list[dict]:
@@ -177,7 +186,8 @@ class DecisionService:
         """The decision log row, its review cases and their first history rows."""
         features = response.pop("_features", {})
         row = {"decision_id": response["decision_id"], "kind": kind, "subject_id": subject_id,
-               "idempotency_key": key, "request_hash": digest, "request": request, "response": response,
+               "idempotency_key": key, "request_hash": digest, "request": request,
+               "response": msgspec.Raw(jsontext.encode(response)),  # encoded once: the log's and the answer's
                "features": features, "outcome": response["outcome"], "model_name": response["model_name"],
                "model_version": response["model_version"], "policy_id": response["policy_id"],
                "policy_version": response["policy_version"], "feature_service": response["feature_service"],
@@ -210,10 +220,10 @@ class DecisionService:
             return existing
         return response
 
-    def _record_shipments(self, items: list[dict], *, caller: str | None) -> list[dict]:
-        """A batch's fresh decisions in one transaction (schedules, decisions, cases). Should any of them
-        have been recorded meanwhile by another process, each is recorded on its own instead, so that
-        one returns the decision recorded first."""
+    def _record_shipments(self, items: list[dict], *, caller: str | None) -> list[tuple[dict, msgspec.Raw | None]]:
+        """A batch's fresh decisions in one transaction (schedules, decisions, cases), each with its logged
+        JSON text. Should any of them have been recorded meanwhile by another process, each is recorded on
+        its own instead, so that one returns the decision recorded first (then without a text)."""
         built = [self._rows(kind="shipment", subject_id=i["request"]["shipment_id"], key=i["key"],
                             digest=i["digest"], request=i["request"], response=i["response"], caller=caller)
                  for i in items]
@@ -229,8 +239,8 @@ class DecisionService:
                 out.append(self._record(kind="shipment", subject_id=row["subject_id"], key=item["key"],
                                         digest=item["digest"], request=item["request"], response=response,
                                         caller=caller, also=partial(record_schedule, shipments=[item["request"]])))
-            return out
-        return [item["response"] for item in items]
+            return [(response, None) for response in out]
+        return [(item["response"], row["response"]) for item, (row, _, _) in zip(items, built, strict=True)]
 
     def _cases(self, kind: str, subject_id: str, *, request: dict, response: dict, lane: str | None) -> list[dict]:
         reviews = [a for a in response["actions"] if a["type"] == "enqueue_review"][:1]

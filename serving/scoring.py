@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from features.assemble import LOOKED_UP, entity_keys, model_columns
+from features.assemble import LOOKED_UP, entity_keys, model_columns, with_carrier
 from features.errors import FeaturesUnavailable, ModelUnavailable
 from features.online import OnlineReader
 from serving.attribution import PathAttribution, probability
@@ -87,6 +87,11 @@ def risk_band(p: float) -> str:
 
 def _plain_column(values) -> list:
     """A column as JSON-ready values: numpy scalars become Python numbers, NaN becomes None."""
+    if isinstance(values, np.ndarray) and values.dtype.kind == "f":
+        items = values.tolist()
+        for i in np.flatnonzero(np.isnan(values)).tolist():
+            items[i] = None
+        return items
     items = values.tolist() if isinstance(values, np.ndarray) else list(values)
     return [None if value is None or (isinstance(value, float) and math.isnan(value)) else value
             for value in items]
@@ -122,9 +127,10 @@ class DelayScorer:
             raise ModelUnavailable(f"{self.model.name} v{self.model.version} has objective "
                                    f"'{self._paths.objective}', not 'binary sigmoid:1'")
 
-    def _lookup(self, rows: list[dict]) -> np.ndarray:
-        """Looked-up features, one row per shipment, ``LOOKED_UP`` order."""
-        return self.reader.values([entity_keys(r) for r in rows])[:, self._take]
+    def _lookup(self, rows: list[dict], keys: list[dict] | None = None) -> np.ndarray:
+        """Looked-up features, one row per shipment, ``LOOKED_UP`` order (``keys``: the rows' entity keys,
+        when already known)."""
+        return self.reader.values(keys if keys is not None else [entity_keys(r) for r in rows])[:, self._take]
 
     def _matrix(self, columns: dict) -> np.ndarray:
         names = self.model.model.features_
@@ -137,13 +143,15 @@ class DelayScorer:
         """Score the shipments (request fields as mappings) and, in the same pass, every alternative
         carrier on their lanes."""
         rows, owners = list(shipments), []
+        keys = [entity_keys(shipment) for shipment in shipments]
         if reroute:
             for i, shipment in enumerate(shipments):
-                for carrier in self.lane_carriers.get(f"{shipment['origin']}-{shipment['destination']}", []):
+                for carrier in self.lane_carriers.get(keys[i]["lane"], ()):
                     if carrier != shipment["carrier"]:
                         rows.append({**shipment, "carrier": carrier})
+                        keys.append(with_carrier(keys[i], carrier))
                         owners.append(i)
-        looked_up = self._lookup(rows)
+        looked_up = self._lookup(rows, keys)
         columns = model_columns(rows, looked_up)
         x = self._matrix(columns)
         inner = self.model.model

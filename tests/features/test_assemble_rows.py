@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.assemble import LOOKED_UP, entity_keys, model_columns, model_frame
+from features.assemble import LOOKED_UP, entity_keys, model_columns, model_frame, with_carrier
 from features.transforms import entity_frame
 
 
@@ -41,6 +41,12 @@ def test_entity_keys_equal_the_entity_frame(shipments):
     expected = entity_frame(shipments).drop(columns=["shipment_id", "event_timestamp"])
     got = pd.DataFrame([entity_keys(r) for r in _rows(shipments)])[list(expected.columns)]
     pd.testing.assert_frame_equal(got, expected.astype(object), check_dtype=False)
+
+
+def test_an_alternatives_keys_are_the_keys_of_the_shipment_with_that_carrier(shipments):
+    for row in _rows(shipments)[:50]:
+        for carrier in ("ZZ", row["carrier"]):
+            assert with_carrier(entity_keys(row), carrier) == entity_keys({**row, "carrier": carrier})
 
 
 def test_model_columns_equal_the_model_frame(shipments):
