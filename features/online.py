@@ -35,6 +35,8 @@ _REDIS_HELPERS = ("_generate_hset_keys_for_features", "_generate_redis_keys_for_
 """Feast's own Redis helpers the one-pipeline read uses (Feast 0.67); without them, ``online_read``."""
 DOUBLE_TAG = (ValueProto.DESCRIPTOR.fields_by_name["double_val"].number << 3) | 1
 """A serialized ``ValueProto`` holding a double starts with this byte (field number, wire type 1: 64-bit)."""
+MANY = 64
+"""From this many rows (or values) on, the batch forms below pay for their fixed cost."""
 SERIALIZED_KEYS = 100_000
 """At most this many serialized entity keys are remembered per reader (~20 MB at worst)."""
 
@@ -46,6 +48,22 @@ def _number(value: ValueProto | None) -> float:
     if kind is None:
         return math.nan
     return float(getattr(value, kind))
+
+
+def _distinct(entity_rows: list[dict], keys: list[str]) -> tuple[list[tuple], list[int] | np.ndarray]:
+    """A view's distinct keys and, per row, the index of its key among them."""
+    if len(keys) == 1:  # the usual case: one join key, its value is the distinct key
+        key = keys[0]
+        if len(entity_rows) >= MANY:  # pandas' hash table (~4x the dict loop; ~30 µs of its own a call)
+            where, uniques = pd.factorize(np.array([str(row[key]) for row in entity_rows], dtype=object),
+                                          use_na_sentinel=False)
+            return [(value,) for value in uniques], where
+        distinct: dict = {}
+        where = [distinct.setdefault(str(row[key]), len(distinct)) for row in entity_rows]
+        return [(value,) for value in distinct], where
+    distinct = {}
+    where = [distinct.setdefault(tuple(str(row[k]) for k in keys), len(distinct)) for row in entity_rows]
+    return list(distinct), where
 
 
 def _fill(blocks: list[np.ndarray], lookups: list[tuple[dict, dict]], found: list[tuple]) -> None:
@@ -66,7 +84,10 @@ def _fill(blocks: list[np.ndarray], lookups: list[tuple[dict, dict]], found: lis
         else:
             value.ParseFromString(data)
             blocks[v][rows[key], j] = _number(value)
-    if not doubles:
+    if len(doubles) < MANY:  # a single decision: numpy's per-call cost is more than it saves
+        for (v, i, j), data in zip(where, doubles, strict=True):
+            value.ParseFromString(data)
+            blocks[v][i, j] = _number(value)
         return
     numbers = np.frombuffer(b"".join(doubles), dtype=np.uint8).reshape(-1, 9)[:, 1:].copy().view("<f8").ravel()
     views, rows_at, columns_at = (np.array(part) for part in zip(*where, strict=True))
@@ -114,16 +135,7 @@ class OnlineReader:
         try:
             per_view = []
             for _, keys, _ in self.views:
-                # codes per row and the distinct keys (pandas' hash table: ~4x the dict loop it replaced)
-                if len(keys) == 1:  # the usual case: one join key, its value is the distinct key
-                    key = keys[0]
-                    where, uniques = pd.factorize(np.array([str(row[key]) for row in entity_rows], dtype=object),
-                                                  use_na_sentinel=False)
-                    per_view.append(([(value,) for value in uniques], where))
-                    continue
-                distinct: dict = {}
-                where = [distinct.setdefault(tuple(str(row[k]) for k in keys), len(distinct)) for row in entity_rows]
-                per_view.append((list(distinct), where))
+                per_view.append(_distinct(entity_rows, keys))
             if self._tables is not None:
                 blocks = self._read_sqlite(per_view)
             elif self._hashes is not None:

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from functools import partial
 
+from pydantic import TypeAdapter
 from sqlalchemy import bindparam, select
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
@@ -42,8 +43,14 @@ class Conflict(TollgateError):
     """An idempotency key reused with a different payload."""
 
 
+_SHIPMENTS = TypeAdapter(list[ShipmentIn])  # one call dumps a batch (1,000 model_dump calls: ~1.6x)
+_CANONICAL = json.JSONEncoder(sort_keys=True, default=str)
+"""``json.dumps(payload, sort_keys=True, default=str)``, the digest's text since the first log row, with
+the encoder built once (``json.dumps`` builds one per call when given options: ~40 % of the hash)."""
+
+
 def request_hash(payload: dict) -> str:
-    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+    return hashlib.sha256(_CANONICAL.encode(payload).encode()).hexdigest()
 
 
 def idempotency_key(kind: str, subject_id: str, digest: str, header: str | None) -> str:
@@ -121,7 +128,7 @@ class DecisionService:
         """Decide a list of shipments (a batch shares one scoring pass). ``encoded``, if given, receives
         each decision's JSON text, the very bytes written to the log (a response need not encode them
         again: ~6 ms a 1,000-row batch)."""
-        payloads = [r.model_dump(mode="json") for r in requests]
+        payloads = _SHIPMENTS.dump_python(requests, mode="json")
         digests = [request_hash(payload) for payload in payloads]
         keys = [idempotency_key("shipment", r.shipment_id, d, f"{header_key}:{i}" if header_key and len(
             requests) > 1 else header_key) for i, (r, d) in enumerate(zip(requests, digests, strict=True))]
@@ -144,7 +151,7 @@ class DecisionService:
         policy = self.policies.get("delay")
         try:
             scorer = self._delay_scorer()
-            scores = scorer.score([r.model_dump() for r in requests], explain=True, reroute=True)
+            scores = scorer.score(_SHIPMENTS.dump_python(requests), explain=True, reroute=True)
         except (ModelUnavailable, FeaturesUnavailable) as exc:
             reason = "model_unavailable" if isinstance(exc, ModelUnavailable) else "features_unavailable"
             return [self._degraded_shipment(policy, r, payload, reason) for r, payload in zip(requests, payloads,

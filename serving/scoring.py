@@ -87,7 +87,7 @@ def risk_band(p: float) -> str:
 
 def _plain_column(values) -> list:
     """A column as JSON-ready values: numpy scalars become Python numbers, NaN becomes None."""
-    if isinstance(values, np.ndarray) and values.dtype.kind == "f":
+    if isinstance(values, np.ndarray) and values.dtype.kind == "f" and len(values) > 16:
         items = values.tolist()
         for i in np.flatnonzero(np.isnan(values)).tolist():
             items[i] = None

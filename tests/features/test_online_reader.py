@@ -50,6 +50,9 @@ def test_reader_agrees_with_the_sdk(tmp_path, march_sample, online, monkeypatch)
         others.append(fast_reader)
     for other in others:
         np.testing.assert_array_equal(other.values(rows), fast.to_numpy(dtype=float))
+    with monkeypatch.context() as batch_sized:  # the forms a batch takes (pandas' factorize, numpy's decoding)
+        batch_sized.setattr("features.online.MANY", 1)
+        np.testing.assert_array_equal(OnlineReader(store, "delay_risk_v1").values(rows), fast.to_numpy(dtype=float))
     if online == "sqlite":
         assert 0 < len(bounded._keys) <= 3 and len(fast_reader._keys) > 3
     with pytest.raises(FeaturesUnavailable):
