@@ -13,12 +13,11 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from functools import partial
 
+import msgspec
 from pydantic import TypeAdapter
 from sqlalchemy import bindparam, select
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
-
-import msgspec
 
 from features.errors import FeaturesUnavailable, ModelUnavailable, TollgateError
 from rules_engine.batch import decide_many
