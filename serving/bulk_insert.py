@@ -49,9 +49,11 @@ def _column(values: list, process: Callable[[Any], Any] | None, scalar: bool) ->
     done: dict = {}  # a batch shares its decision time, carriers, schedules
     out = []
     for value in values:
-        found = done.get(value, _UNSEEN)
+        # equal is not enough: 1 == 1.0 == True, and 14:00+00:00 == 09:00-05:00 (SQLite keeps the wall time)
+        key = (type(value), getattr(value, "tzinfo", None), value)
+        found = done.get(key, _UNSEEN)
         if found is _UNSEEN:
-            found = done[value] = process(value)
+            found = done[key] = process(value)
         out.append(found)
     return out
 

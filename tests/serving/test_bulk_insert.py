@@ -82,3 +82,19 @@ def test_insert_if_absent_keeps_the_first_schedule(database_url):
     assert [(r.shipment_id, r.carrier) for r in found] == [("S1", "AA"), ("S2", "AA")]
     assert _utc(found[0].scheduled_departure) == datetime(2013, 12, 1, 14, tzinfo=UTC)
     engine.dispose()
+
+
+def test_equal_instants_in_other_zones_are_converted_each_as_sqlalchemy_would(database_url):
+    engine = make_engine(database_url)
+    create_schema(engine)
+    utc = datetime(2026, 12, 6, 14, 0, tzinfo=UTC)
+    eastern = utc.astimezone(timezone(timedelta(hours=-5)))  # equal to utc, another wall time
+    with engine.begin() as conn:
+        insert_rows(conn, decisions, [{**_decision(0, prefix="fast"), "created_at": utc},
+                                      {**_decision(1, prefix="fast"), "created_at": eastern}])
+        conn.execute(insert(decisions), [{**_decision(0, prefix="orm"), "created_at": utc},
+                                         {**_decision(1, prefix="orm"), "created_at": eastern}])
+    raw = "SELECT created_at FROM decisions WHERE decision_id LIKE :p ORDER BY subject_id"
+    with engine.connect() as conn:
+        assert conn.execute(text(raw), {"p": "fast-%"}).all() == conn.execute(text(raw), {"p": "orm-%"}).all()
+    engine.dispose()
