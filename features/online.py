@@ -229,6 +229,7 @@ class OnlineReader:
             _fill(blocks, lookups, found)
             start = end
         return blocks
+
     def read(self, entity_rows: list[dict[str, str]]) -> pd.DataFrame:
         """One row per entity row, columns in FeatureService order."""
         return pd.DataFrame(self.values(entity_rows), columns=self.columns)
