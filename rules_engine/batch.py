@@ -27,6 +27,7 @@ from rules_engine.engine import (
     _with_thresholds,
     conclude,
     decide,
+    kept,
     shape_of,
 )
 from rules_engine.schema import All, AnyOf, Condition, HitPolicy, Leaf, Not, Op, Policy
@@ -152,17 +153,11 @@ def _condition(condition: Condition) -> Callable[[_Columns], _Evaluated]:
     return combined
 
 
-_PLANS: dict[int, tuple[Policy, list[Callable[[_Columns], _Evaluated]]]] = {}
+_PLANS: dict = {}
 
 
 def _plan(policy: Policy) -> list[Callable[[_Columns], _Evaluated]]:
-    found = _PLANS.get(id(policy))
-    if found is None or found[0] is not policy:
-        if len(_PLANS) >= 64:
-            _PLANS.clear()
-        found = (policy, [_condition(rule.when) for rule in policy.rules])
-        _PLANS[id(policy)] = found
-    return found[1]
+    return kept(_PLANS, policy, lambda: [_condition(rule.when) for rule in policy.rules], bound=64)
 
 
 def decide_many(policy: Policy, facts_rows: Sequence[dict[str, Any]]) -> list[Decision]:

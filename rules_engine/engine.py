@@ -156,20 +156,14 @@ def render(action: Action, facts: dict[str, Any]) -> dict[str, Any]:
     return {"type": kind, "params": out}
 
 
-_TEMPLATES: dict[int, tuple[Action, tuple[str, tuple]]] = {}
+_TEMPLATES: dict = {}
 
 
 def _template(action: Action) -> tuple[str, tuple]:
-    """The action's type and, per parameter, its constant or its fact path split once (kept per action
-    object: policies are immutable)."""
-    found = _TEMPLATES.get(id(action))
-    if found is None or found[0] is not action:
-        params = tuple((key, value, tuple(value[1:].split(".")) if isinstance(value, str) and value.startswith("$")
-                        else None) for key, value in action.params.items())
-        if len(_TEMPLATES) >= 4096:
-            _TEMPLATES.clear()
-        found = _TEMPLATES[id(action)] = (action, (action.type.value, params))
-    return found[1]
+    """The action's type and, per parameter, its constant or its fact path split once."""
+    return kept(_TEMPLATES, action, lambda: (action.type.value, tuple(
+        (key, value, tuple(value[1:].split(".")) if isinstance(value, str) and value.startswith("$") else None)
+        for key, value in action.params.items())), bound=4096)
 
 
 def _with_thresholds(policy: Policy, facts: dict[str, Any]) -> dict[str, Any]:
@@ -187,22 +181,30 @@ class _Step:
     skipped: RuleTrace
 
 
-_PLANS: dict[int, tuple[Policy, list[_Step]]] = {}
+def kept(cache: dict, owner: object, build: Callable[[], Any], *, bound: int) -> Any:
+    """``build()``, remembered in ``cache`` for this very ``owner`` object (policies and their parts are
+    immutable, and an id can be reused once its object is gone: the owner is kept and checked). The cache
+    is emptied when it reaches ``bound`` entries."""
+    found = cache.get(id(owner))
+    if found is not None and found[0] is owner:
+        return found[1]
+    value = build()
+    if len(cache) >= bound:
+        cache.clear()
+    cache[id(owner)] = (owner, value)
+    return value
+
+
+_PLANS: dict = {}
 
 
 def _plan(policy: Policy) -> list[_Step]:
-    """The policy's rules compiled once (policies are immutable; kept per policy object)."""
-    found = _PLANS.get(id(policy))
-    if found is not None and found[0] is policy:
-        return found[1]
-    steps = [_Step(rule.id, compile_condition(rule.when), Outcome[rule.outcome.upper()], tuple(rule.actions),
-                   RuleTrace(rule.id, "hit"), RuleTrace(rule.id, "no_hit"),
-                   RuleTrace(rule.id, "no_hit", "not evaluated: an earlier rule decided"))
-             for rule in policy.rules]
-    if len(_PLANS) >= 64:
-        _PLANS.clear()
-    _PLANS[id(policy)] = (policy, steps)
-    return steps
+    """The policy's rules compiled once."""
+    return kept(_PLANS, policy, lambda: [
+        _Step(rule.id, compile_condition(rule.when), Outcome[rule.outcome.upper()], tuple(rule.actions),
+              RuleTrace(rule.id, "hit"), RuleTrace(rule.id, "no_hit"),
+              RuleTrace(rule.id, "no_hit", "not evaluated: an earlier rule decided"))
+        for rule in policy.rules], bound=64)
 
 
 def decide(policy: Policy, facts: dict[str, Any]) -> Decision:

@@ -11,7 +11,7 @@ import hashlib
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from functools import partial
+from functools import lru_cache, partial
 
 import msgspec
 from pydantic import TypeAdapter
@@ -75,20 +75,15 @@ def decision_fields(decision, *, kind: str, subject_id: str, reasons: list, scor
     }
 
 
-_TRACES: dict[tuple, list[dict]] = {}
-
-
 def _trace_body(trace: list) -> list[dict]:
     """The trace's JSON form; a batch's decisions share a few traces, each built once (and never changed
     afterwards: responses are only encoded and logged)."""
-    key = tuple(trace)
-    found = _TRACES.get(key)
-    if found is None:
-        found = [{"rule_id": t.rule_id, "result": t.result, "detail": t.detail} for t in trace]
-        if len(_TRACES) >= 4096:
-            _TRACES.clear()
-        _TRACES[key] = found
-    return found
+    return _trace_json(tuple(trace))
+
+
+@lru_cache(maxsize=4096)
+def _trace_json(trace: tuple) -> list[dict]:
+    return [{"rule_id": t.rule_id, "result": t.result, "detail": t.detail} for t in trace]
 
 
 def instant_text(moment: datetime) -> str:

@@ -86,7 +86,8 @@ def risk_band(p: float) -> str:
 
 
 def _plain_column(values) -> list:
-    """A column as JSON-ready values: numpy scalars become Python numbers, NaN becomes None."""
+    """A column as JSON-ready values: numpy scalars become Python numbers, NaN becomes None (a batch's
+    float columns by numpy's NaN mask; for a decision's few rows the per-value check costs less)."""
     if isinstance(values, np.ndarray) and values.dtype.kind == "f" and len(values) > 16:
         items = values.tolist()
         for i in np.flatnonzero(np.isnan(values)).tolist():
