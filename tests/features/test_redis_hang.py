@@ -1,0 +1,76 @@
+"""A Redis that accepts connections and never answers ends a read in FeaturesUnavailable within the
+socket timeout (features/store.py), so the decision comes back degraded instead of hanging a worker."""
+
+import socket
+import threading
+import time
+import uuid
+
+import pytest
+
+from features import store as feature_store
+from features.errors import FeaturesUnavailable
+from features.history import read_weather
+from features.online import OnlineReader
+from features.tables import build_feature_tables
+from features.transforms import entity_frame
+from training.features_job import materialize_features
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def silent_redis():
+    """A TCP listener on a free loopback port that accepts and reads, and never writes a byte."""
+    server = socket.create_server(("127.0.0.1", 0))
+    held, stop = [], threading.Event()
+
+    def accept() -> None:
+        server.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                held.append(server.accept()[0])
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield f"127.0.0.1:{server.getsockname()[1]}"
+    stop.set()
+    thread.join(5)
+    for conn in held:
+        conn.close()
+    server.close()
+
+
+def test_a_redis_that_never_answers_is_features_unavailable_within_the_timeout(tmp_path, march_sample,
+                                                                               silent_redis, monkeypatch):
+    settings = feature_store.StoreSettings(repo_dir=tmp_path / "repo", online="redis",
+                                           project=f"h{uuid.uuid4().hex[:10]}")
+    feature_store.write_tables(build_feature_tables(march_sample, read_weather()), settings.data_dir)
+    store = feature_store.open_store(settings)
+    feature_store.apply(store, settings)
+    materialize_features(settings=settings)
+    rows = entity_frame(march_sample.tail(5)).drop(columns=["shipment_id", "event_timestamp"]).to_dict("records")
+    assert not OnlineReader(store, "delay_risk_v1").read(rows).empty  # the real Redis answers
+
+    monkeypatch.setattr(feature_store, "REDIS_TIMEOUT_SECONDS", 1)
+    hanging = feature_store.open_store(settings.model_copy(update={"redis_url": silent_redis}))
+    outcome: list = []
+
+    def read() -> None:
+        started = time.perf_counter()
+        try:
+            OnlineReader(hanging, "delay_risk_v1").read(rows)
+            outcome.append(("answered", time.perf_counter() - started))
+        except FeaturesUnavailable as exc:
+            outcome.append((exc, time.perf_counter() - started))
+
+    worker = threading.Thread(target=read, daemon=True)
+    worker.start()
+    worker.join(30)  # without the socket timeout the read would still be waiting here
+    assert outcome, "the read against a silent Redis did not return within 30 s"
+    error, seconds = outcome[0]
+    assert isinstance(error, FeaturesUnavailable), error
+    assert seconds < 10, seconds
+    store.teardown()
