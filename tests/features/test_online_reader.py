@@ -1,6 +1,5 @@
 """The fast online reader returns what Feast's SDK returns, on SQLite and on Redis."""
 
-import uuid
 from functools import partial
 
 import numpy as np
@@ -8,23 +7,16 @@ import pytest
 
 from features import store as feature_store
 from features.errors import FeaturesUnavailable
-from features.history import read_weather
 from features.online import OnlineReader
-from features.tables import build_feature_tables
 from features.transforms import entity_frame
-from training.features_job import materialize_features
+from tests.features.online_stores import materialized_store
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.mark.parametrize("online", ["sqlite", "redis"])
 def test_reader_agrees_with_the_sdk(tmp_path, march_sample, online, monkeypatch):
-    settings = feature_store.StoreSettings(repo_dir=tmp_path / "repo", online=online,
-                                           project=f"r{uuid.uuid4().hex[:10]}")
-    feature_store.write_tables(build_feature_tables(march_sample, read_weather()), settings.data_dir)
-    store = feature_store.open_store(settings)
-    feature_store.apply(store, settings)
-    materialize_features(settings=settings)
+    _, store = materialized_store(tmp_path / "repo", march_sample, online=online, prefix="r")
     rows = entity_frame(march_sample.tail(40)).drop(columns=["shipment_id", "event_timestamp"]).to_dict("records")
     rows += [{**row, "carrier": "UA"} for row in rows[:7]]  # alternatives: keys repeat in most views
     rows.append({k: "NOPE" for k in rows[0]})

@@ -1,20 +1,17 @@
 """A Redis that accepts connections and never answers ends a read in FeaturesUnavailable, bounded by the
-socket timeouts (features/store.py) and the client's retries, so the decision comes back degraded instead of hanging a worker."""
+socket timeouts (features/store.py) and the client's retries: the decision comes back degraded instead of
+hanging its worker."""
 
 import socket
 import threading
-import time
-import uuid
 
 import pytest
 
 from features import store as feature_store
 from features.errors import FeaturesUnavailable
-from features.history import read_weather
 from features.online import OnlineReader
-from features.tables import build_feature_tables
 from features.transforms import entity_frame
-from training.features_job import materialize_features
+from tests.features.online_stores import materialized_store
 
 pytestmark = pytest.mark.integration
 
@@ -43,14 +40,8 @@ def silent_redis():
     server.close()
 
 
-def test_a_redis_that_never_answers_is_features_unavailable_within_the_timeout(tmp_path, march_sample,
-                                                                               silent_redis, monkeypatch):
-    settings = feature_store.StoreSettings(repo_dir=tmp_path / "repo", online="redis",
-                                           project=f"h{uuid.uuid4().hex[:10]}")
-    feature_store.write_tables(build_feature_tables(march_sample, read_weather()), settings.data_dir)
-    store = feature_store.open_store(settings)
-    feature_store.apply(store, settings)
-    materialize_features(settings=settings)
+def test_a_redis_that_never_answers_is_features_unavailable(tmp_path, march_sample, silent_redis, monkeypatch):
+    settings, store = materialized_store(tmp_path / "repo", march_sample, online="redis", prefix="h")
     rows = entity_frame(march_sample.tail(5)).drop(columns=["shipment_id", "event_timestamp"]).to_dict("records")
     assert not OnlineReader(store, "delay_risk_v1").read(rows).empty  # the real Redis answers
 
@@ -59,19 +50,17 @@ def test_a_redis_that_never_answers_is_features_unavailable_within_the_timeout(t
     outcome: list = []
 
     def read() -> None:
-        started = time.perf_counter()
         try:
             OnlineReader(hanging, "delay_risk_v1").read(rows)
-            outcome.append(("answered", time.perf_counter() - started))
+            outcome.append("answered")
         except FeaturesUnavailable as exc:
-            outcome.append((exc, time.perf_counter() - started))
+            outcome.append(exc)
 
     worker = threading.Thread(target=read, daemon=True)
     worker.start()
     worker.join(30)  # without the socket timeout the read would still be waiting here
     assert outcome, "the read against a silent Redis did not return within 30 s"
-    error, _seconds = outcome[0]
     # No bound on the seconds beyond the join: the client's retries multiply the socket timeout (10.6 s
     # with a 1 s timeout was seen in CI), which is open work (docs/decisions.md, session 10).
-    assert isinstance(error, FeaturesUnavailable), error
+    assert isinstance(outcome[0], FeaturesUnavailable), outcome[0]
     store.teardown()
