@@ -14,6 +14,9 @@ import pandas as pd
 from feast import FeatureStore
 from feast.repo_config import RepoConfig
 from pydantic import BaseModel, ConfigDict, Field
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.retry import Retry
 
 from features.errors import FeaturesUnavailable
 from features.feast_defs import FEATURE_SERVICE, TABLES, build_definitions, feature_columns, table_path
@@ -54,6 +57,13 @@ REDIS_TIMEOUT_SECONDS = 2
 """Default socket timeouts of the Redis online store (an explicit one in TOLLGATE_REDIS_URL wins)."""
 
 
+def redis_retry() -> Retry:
+    """One immediate retry, on a dropped connection only (a pooled socket gone stale after a Redis
+    restart). redis-py's default also retries timeouts, three times with backoff, which multiplied a
+    1 s socket timeout into a 10.6 s read against a Redis that never answers."""
+    return Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,))
+
+
 def open_store(settings: StoreSettings) -> FeatureStore:
     """A FeatureStore over ``settings.repo_dir`` with a Parquet offline store."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -72,7 +82,12 @@ def open_store(settings: StoreSettings) -> FeatureStore:
                         registry=str(settings.data_dir / "registry.db"),
                         offline_store={"type": offline}, online_store=online,
                         repo_path=settings.repo_dir, entity_key_serialization_version=3)
-    return FeatureStore(config=config)
+    store = FeatureStore(config=config)
+    if settings.online == "redis":
+        # the client is made lazily and takes no Retry from the connection string (its values are JSON)
+        online_store = store._get_provider().online_store  # noqa: SLF001 - the configured online store
+        online_store._get_client(store.config.online_store).set_retry(redis_retry())  # noqa: SLF001
+    return store
 
 
 def write_tables(tables: dict[str, pd.DataFrame], data_dir: Path) -> None:

@@ -1,9 +1,10 @@
-"""A Redis that accepts connections and never answers ends a read in FeaturesUnavailable, bounded by the
-socket timeouts (features/store.py) and the client's retries: the decision comes back degraded instead of
-hanging its worker."""
+"""A Redis that accepts connections and never answers ends a read in FeaturesUnavailable within about one
+socket timeout (features/store.py: the timeouts, and a retry policy that does not retry timeouts): the
+decision comes back degraded instead of holding its worker."""
 
 import socket
 import threading
+import time
 
 import pytest
 
@@ -50,17 +51,20 @@ def test_a_redis_that_never_answers_is_features_unavailable(tmp_path, march_samp
     outcome: list = []
 
     def read() -> None:
+        started = time.perf_counter()
         try:
             OnlineReader(hanging, "delay_risk_v1").read(rows)
             outcome.append("answered")
         except FeaturesUnavailable as exc:
             outcome.append(exc)
+        outcome.append(time.perf_counter() - started)
 
     worker = threading.Thread(target=read, daemon=True)
     worker.start()
     worker.join(30)  # without the socket timeout the read would still be waiting here
     assert outcome, "the read against a silent Redis did not return within 30 s"
-    # No bound on the seconds beyond the join: the client's retries multiply the socket timeout (10.6 s
-    # with a 1 s timeout was seen in CI), which is open work (docs/decisions.md, session 10).
     assert isinstance(outcome[0], FeaturesUnavailable), outcome[0]
+    # One 1 s timeout, not a multiple: with redis-py's default retries (timeouts retried three times,
+    # with backoff) this read took 10.6 s in CI. 5 s leaves room for a slow machine.
+    assert outcome[1] < 5, f"the read took {outcome[1]:.1f} s with a 1 s socket timeout"
     store.teardown()
