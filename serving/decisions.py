@@ -91,6 +91,10 @@ def instant_text(moment: datetime) -> str:
     return moment.isoformat().replace("+00:00", "Z")
 
 
+def _record_schedules(conn: Connection, *, items: list[dict]) -> None:
+    record_schedule(conn, shipments=[item["request"] for item in items])
+
+
 class DecisionService:
     """Decisions for shipments (and, through the same recording path, invoices)."""
 
@@ -221,27 +225,37 @@ class DecisionService:
             return existing
         return response
 
-    def _record_shipments(self, items: list[dict], *, caller: str | None) -> list[tuple[dict, msgspec.Raw | None]]:
-        """A batch's fresh decisions in one transaction (schedules, decisions, cases), each with its logged
-        JSON text. Should any of them have been recorded meanwhile by another process, each is recorded on
-        its own instead, so that one returns the decision recorded first (then without a text)."""
-        built = [self._rows(kind="shipment", subject_id=i["request"]["shipment_id"], key=i["key"],
-                            digest=i["digest"], request=i["request"], response=i["response"], caller=caller)
+    def _record_many(self, kind: str, items: list[dict], *, caller: str | None,
+                     also: Callable[..., None] | None = None) -> list[tuple[dict, msgspec.Raw | None]]:
+        """Fresh decisions of one kind (``items``: subject_id, key, digest, request, response, optionally
+        lane) in one transaction with their cases and what ``also(conn, items=...)`` writes for them, each
+        with its logged JSON text. Should any of them have been recorded meanwhile by another process, each
+        is recorded on its own instead, so that one returns the decision recorded first (then without a
+        text)."""
+        built = [self._rows(kind=kind, subject_id=i["subject_id"], key=i["key"], digest=i["digest"],
+                            request=i["request"], response=i["response"], caller=caller, lane=i.get("lane"))
                  for i in items]
         try:
             with self.engine.begin() as conn:
-                record_schedule(conn, shipments=[item["request"] for item in items])
+                if also is not None:
+                    also(conn, items=items)
                 self._write(conn, [b[0] for b in built], [c for b in built for c in b[1]],
                             [e for b in built for e in b[2]])
         except IntegrityError:
             out = []
             for item, (row, _, _) in zip(items, built, strict=True):
                 response = {**item["response"], "_features": row["features"]}
-                out.append(self._record(kind="shipment", subject_id=row["subject_id"], key=item["key"],
+                out.append(self._record(kind=kind, subject_id=item["subject_id"], key=item["key"],
                                         digest=item["digest"], request=item["request"], response=response,
-                                        caller=caller, also=partial(record_schedule, shipments=[item["request"]])))
+                                        caller=caller, lane=item.get("lane"),
+                                        also=None if also is None else partial(also, items=[item])))
             return [(response, None) for response in out]
         return [(item["response"], row["response"]) for item, (row, _, _) in zip(items, built, strict=True)]
+
+    def _record_shipments(self, items: list[dict], *, caller: str | None) -> list[tuple[dict, msgspec.Raw | None]]:
+        """A batch's fresh shipment decisions with their schedules (:meth:`_record_many`)."""
+        return self._record_many("shipment", [{**i, "subject_id": i["request"]["shipment_id"]} for i in items],
+                                 caller=caller, also=_record_schedules)
 
     def _cases(self, kind: str, subject_id: str, *, request: dict, response: dict, lane: str | None) -> list[dict]:
         reviews = [a for a in response["actions"] if a["type"] == "enqueue_review"][:1]

@@ -41,7 +41,11 @@ class StubInvoiceScorer:
         return InvoiceScores(scores, reasons, features, shipment_known=True, contract_known=True,
                              lane=spec.get("lane", "EWR-ORD"))
 
-    def remember(self, invoice: dict, *_: object) -> None:
+    def score_many(self, invoices: list[dict]) -> list[InvoiceScores]:
+        return [self.score(invoice) for invoice in invoices]
+
+    @staticmethod
+    def remember_many(*_: object) -> None:
         """Nothing to remember: the stub scores from its table, not from earlier invoices."""
 
 

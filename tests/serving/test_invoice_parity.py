@@ -4,7 +4,8 @@ Training computes every invoice's features from the whole generated year at once
 one invoice at a time from its own reference lookups and the invoices it has seen (``invoices_seen``,
 the carrier's last ``LOOKBACK``). The two must agree exactly, or the model is served inputs it was not
 trained on. The year's invoices before the replayed stretch are stored as the service would have stored
-them; the last stretch is then scored one by one through ``InvoiceScorer`` (which stores each in turn).
+them; the last stretch is then scored through ``InvoiceScorer``, one by one and, on a second database,
+in batches (``score_many``; each batch is stored before the next, as the batch endpoint does).
 """
 
 from __future__ import annotations
@@ -31,11 +32,11 @@ REPLAYED = 150
 class _Echo:
     """Stands in for the model: the test looks at the features the scorer computed, not at scores."""
 
-    def explain(self, row, top):
-        return [SimpleNamespace(reasons=())]
+    def explain(self, rows, top):
+        return [SimpleNamespace(reasons=()) for _ in range(len(rows))]
 
-    def score(self, row):
-        return pd.DataFrame([{"predicted_class": "clean"}])
+    def score(self, rows):
+        return pd.DataFrame([{"predicted_class": "clean"}] * len(rows))
 
 
 class _WorldScorer(InvoiceScorer):
@@ -46,8 +47,8 @@ class _WorldScorer(InvoiceScorer):
         self.facts = world.shipment_facts.set_index("shipment_id", drop=False)
         self.world = world
 
-    def references(self, shipment_id):
-        facts = self.facts.loc[[shipment_id]] if shipment_id in self.facts.index else self.facts.iloc[:0]
+    def references(self, shipment_ids):
+        facts = self.facts.loc[[s for s in dict.fromkeys(shipment_ids) if s in self.facts.index]]
         return facts.reset_index(drop=True), self.world.contracts, self.world.fuel_index
 
 
@@ -65,8 +66,11 @@ def world(embedded_history):
     return world
 
 
-@pytest.fixture(scope="module")
-def parity(world, tmp_path_factory):
+BATCH = 40  # the replayed stretch in four batches, the last one short
+
+
+@pytest.fixture(scope="module", params=[1, BATCH], ids=["one_at_a_time", "batches"])
+def parity(world, tmp_path_factory, request):
     refs = {"facts": world.shipment_facts, "contracts": world.contracts, "fuel_index": world.fuel_index}
     trained = audit_features(world.invoices, world.invoice_lines, **refs)
     context = rerate(world.invoices, world.invoice_lines, **refs).set_index("invoice_id")
@@ -82,12 +86,14 @@ def parity(world, tmp_path_factory):
         conn.execute(insert(invoices_seen), rows)
     scorer = _WorldScorer(world, engine)
     served = {}
-    for head in replayed.itertuples(index=False):
-        head = pd.Series(head._asdict())
-        invoice = _record(head, lines[head["invoice_id"]])
-        scored = scorer.score(invoice)
-        scorer.remember(invoice, scored)
-        served[head["invoice_id"]] = scored.features
+    invoices = [_record(pd.Series(head._asdict()), lines[head.invoice_id]) for head in replayed.itertuples(index=False)]
+    for start in range(0, len(invoices), request.param):
+        batch = invoices[start:start + request.param]
+        scored = scorer.score(batch[0]) if len(batch) == 1 else scorer.score_many(batch)
+        scored = [scored] if len(batch) == 1 else scored
+        with engine.begin() as conn:
+            scorer.remember_many(conn, batch, scored)
+        served |= {invoice["invoice_id"]: s.features for invoice, s in zip(batch, scored, strict=True)}
     return trained.loc[list(served)], pd.DataFrame.from_dict(served, orient="index")[list(FEATURE_NAMES)]
 
 

@@ -36,7 +36,7 @@ def world_api(tmp_path_factory, embedded_history):
     runtime = build_runtime(f"sqlite:///{root}/tollgate.db")
     key = create_key(runtime.engine, role=Role.ORCHESTRATOR, name="t")
     client = TestClient(create_app(lambda: runtime))
-    yield client, {"Authorization": f"Bearer {key}"}, world
+    yield client, {"Authorization": f"Bearer {key}"}, world, runtime
     for k, v in saved.items():
         if v is None:
             os.environ.pop(k, None)
@@ -66,7 +66,7 @@ def _clean_invoice(world) -> str:
 
 
 def test_clean_invoice_is_scored_clean_and_a_resubmission_is_not_approved(world_api):
-    client, headers, world = world_api
+    client, headers, world, _ = world_api
     invoice_id = _clean_invoice(world)
     r = client.post("/invoices/decide", json=_payload(world, invoice_id), headers=headers)
     assert r.status_code == 200, r.text
@@ -81,7 +81,7 @@ def test_clean_invoice_is_scored_clean_and_a_resubmission_is_not_approved(world_
 
 
 def test_linehaul_twenty_percent_over_contract_is_never_approved(world_api):
-    client, headers, world = world_api
+    client, headers, world, _ = world_api
     invoice_id = _clean_invoice(world)
     body = _payload(world, invoice_id, invoice_id="OVER" + invoice_id[-6:])
     for line in body["lines"]:
@@ -93,7 +93,7 @@ def test_linehaul_twenty_percent_over_contract_is_never_approved(world_api):
 
 
 def test_unknown_shipment_is_held_and_bad_invoices_name_the_field(world_api):
-    client, headers, world = world_api
+    client, headers, world, _ = world_api
     body = _payload(world, _clean_invoice(world), invoice_id="GHOST1", shipment_id="NO-SUCH-SHIPMENT")
     r = client.post("/invoices/decide", json=body, headers=headers).json()
     assert r["outcome"] == "hold" and not r["shipment_known"]
@@ -112,7 +112,7 @@ def test_first_start_replay_decides_the_last_days_once_through_the_api(world_api
     from serving.db import decisions, review_cases
     from serving.replay import replay
 
-    _, _, world = world_api
+    _, _, world, _ = world_api
     save_world(world, tmp_path / "world")
     runtime = build_runtime(f"sqlite:///{tmp_path}/replay.db")
     result = replay(runtime, days=2, max_invoices=25, world_dir=tmp_path / "world")
@@ -125,3 +125,39 @@ def test_first_start_replay_decides_the_last_days_once_through_the_api(world_api
     assert result["open_cases"] == cases
     assert replay(runtime, world_dir=tmp_path / "world") == {
         "replayed": False, "note": "the decision log is not empty: nothing replayed"}
+
+
+def test_a_batch_is_scored_together_and_decides_a_repeated_invoice_once(world_api):
+    from sqlalchemy import func, select
+
+    from serving.db import decisions, invoices_seen
+
+    client, headers, world, runtime = world_api
+    labels = world.labels.set_index("invoice_id")
+    clean = labels[(labels["true_discrepancy"] == "clean") & (labels["scenario"] == "")].index
+    heads = world.invoices.set_index("invoice_id").loc[clean]
+    late = heads[heads["invoice_date"] >= "2013-10-01"].sort_values("total")
+    source = late.index[len(late) // 3]  # not the invoice the other tests decide
+    original = _payload(world, source, invoice_id="BATCH-" + source)
+    copy = _payload(world, source, invoice_id="BATCH-" + source + "-COPY")
+    ghost = _payload(world, source, invoice_id="BATCH-GHOST", shipment_id="NO-SUCH-SHIPMENT")
+    resent = {**original, "lines": [*original["lines"], {"code": "FUEL", "amount": 1.0}],
+              "total": round(original["total"] + 1.0, 2)}  # the same invoice id, another payload
+    r = client.post("/invoices/decide/batch", json={"invoices": [original, copy, ghost, original, resent]},
+                    headers=headers)
+    assert r.status_code == 200, r.text
+    first, duplicate, unknown, again, other = r.json()["decisions"]
+    assert duplicate["scores"]["predicted_class"] == "duplicate" and duplicate["outcome"] != "approve"
+    assert unknown["outcome"] == "hold" and not unknown["shipment_known"]
+    assert again == first  # one payload given twice: decided once
+    assert other["decision_id"] != first["decision_id"] and other["subject_id"] == first["subject_id"]
+    ids = [original["invoice_id"], copy["invoice_id"], ghost["invoice_id"]]
+    with runtime.engine.connect() as conn:
+        logged = conn.execute(select(func.count()).select_from(decisions).where(decisions.c.subject_id.in_(ids)))
+        assert logged.scalar_one() == 4  # original (twice: two payloads), copy, ghost
+        kept = conn.execute(select(invoices_seen.c.invoice_id, invoices_seen.c.total).where(
+            invoices_seen.c.invoice_id.in_(ids))).all()
+    assert sorted(kept) == sorted([(original["invoice_id"], original["total"]), (copy["invoice_id"], copy["total"]),
+                                   (ghost["invoice_id"], ghost["total"])])  # the first form is kept
+    replay = client.post("/invoices/decide/batch", json={"invoices": [original, copy]}, headers=headers).json()
+    assert replay["decisions"] == [first, duplicate]  # idempotent: the recorded decisions again
