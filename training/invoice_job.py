@@ -66,6 +66,19 @@ def _period(received: pd.Series, *, start, end) -> np.ndarray:
     return ((stamps >= pd.Timestamp(start, tz="UTC")) & (stamps < pd.Timestamp(end, tz="UTC"))).to_numpy()
 
 
+def training_features(world: World) -> pd.DataFrame:
+    """The audit features the model is trained on: exactly what the service computes (no outcomes).
+
+    ``audit_features`` can count each carrier's resolved invoices and smooth its dispute rate from
+    outcomes (``carrier_resolved_invoices``, ``carrier_prior_dispute_rate``), but the service has no
+    outcome for an invoice it approved, so it serves those two as missing. Trained on the world's
+    outcomes, the model met values in training that it is never served (docs/invoice-model.md, "Served
+    features equal trained features", for the same-run comparison). Both stay NaN on both sides until
+    serving can count outcomes the way training would."""
+    return audit_features(world.invoices, world.invoice_lines, facts=world.shipment_facts,
+                          contracts=world.contracts, fuel_index=world.fuel_index)
+
+
 def build_dataset(spec: InvoiceJobSpec, *, with_feedback: Path | None = None,
                   history: pd.DataFrame | None = None, step: Step = lambda _: None) -> InvoiceDataset:
     """World, feedback-adjusted labels, audit features (as of each invoice's receipt) and the split."""
@@ -75,10 +88,8 @@ def build_dataset(spec: InvoiceJobSpec, *, with_feedback: Path | None = None,
     if feedback is not None:
         labels, counts = apply_feedback(labels, feedback, invoice_ids=pd.Index(world.invoices["invoice_id"]))
         step(f"feedback: {counts['feedback_labels_used']} of {counts['feedback_verdicts']} verdicts match invoices")
-    outcomes = (labels["discrepancy"].dropna() != "clean")
     step(f"re-rating and audit features for {len(world.invoices):,} invoices")
-    features = audit_features(world.invoices, world.invoice_lines, facts=world.shipment_facts,
-                              contracts=world.contracts, fuel_index=world.fuel_index, outcomes=outcomes)
+    features = training_features(world)
     heads = world.invoices.set_index("invoice_id").loc[features.index]
     received = heads["received_at"].fillna(heads["invoice_date"])
     labels = labels.reindex(features.index)

@@ -198,3 +198,14 @@ def test_amount_at_risk_by_hand():
     proba[0, [0, 1]] = 0.5
     proba[1, DISCREPANCY_CLASSES.index("duplicate")] = 1.0
     np.testing.assert_allclose(expected_amount(proba, amounts), [23.0, 250.0])
+
+
+def test_the_job_fits_on_what_the_service_serves(smoke):
+    """The service has no outcome for an invoice it approved, so it serves the carrier's resolved-invoice
+    count and dispute rate as missing; the job must fit on the same (it once fitted on the world's
+    outcomes: values the model was never served)."""
+    data, _ = smoke
+    for name in ("carrier_resolved_invoices", "carrier_prior_dispute_rate"):
+        assert data.features[name].isna().all(), name
+    served = _features(data.world, data.world.invoices, data.world.invoice_lines).loc[data.features.index]
+    pd.testing.assert_frame_equal(data.features, served)

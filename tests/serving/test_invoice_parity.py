@@ -17,11 +17,11 @@ import pandas as pd
 import pytest
 from sqlalchemy import insert
 
-from features.rerating import FEATURE_NAMES, audit_features, rerate
+from features.rerating import FEATURE_NAMES, rerate
 from serving.db import create_schema, invoices_seen, make_engine
 from serving.invoice_scoring import InvoiceScorer, seen_rows
 from serving.scoring import LoadedModel
-from training.invoice_job import load_invoice_world
+from training.invoice_job import load_invoice_world, training_features
 from training.invoice_spec import load_invoice_spec
 
 pytestmark = [pytest.mark.slow]
@@ -72,7 +72,7 @@ BATCH = 40  # the replayed stretch in four batches, the last one short
 @pytest.fixture(scope="module", params=[1, BATCH], ids=["one_at_a_time", "batches"])
 def parity(world, tmp_path_factory, request):
     refs = {"facts": world.shipment_facts, "contracts": world.contracts, "fuel_index": world.fuel_index}
-    trained = audit_features(world.invoices, world.invoice_lines, **refs)
+    trained = training_features(world)  # what the training job itself fits on
     context = rerate(world.invoices, world.invoice_lines, **refs).set_index("invoice_id")
     heads = world.invoices.assign(received_at=world.invoices["received_at"].fillna(world.invoices["invoice_date"]))
     heads = heads.sort_values(["received_at", "invoice_id"]).reset_index(drop=True)
