@@ -28,6 +28,7 @@ app.add_typer(export_app, name="export")
 BENCH_SUITES["reviews"] = "benchmarks.review_bench"
 BENCH_SUITES["http"] = "benchmarks.http_bench"
 BENCH_SUITES["reasons"] = "benchmarks.reasons_bench"
+BENCH_SUITES["invoices"] = "benchmarks.invoice_bench"
 
 AdminKey = Annotated[str, typer.Option("--key", envvar="TOLLGATE_API_KEY",
                                        help="Your admin API key (or TOLLGATE_API_KEY).")]

@@ -178,7 +178,7 @@ BENCH_SUITES: dict[str, str] = {"training": "benchmarks.training_bench"}
 
 @app.command("bench")
 def bench(
-    suite: Annotated[str, typer.Option(help="all (the default) or one of: training | http | reviews | reasons.")] = "all",
+    suite: Annotated[str, typer.Option(help="all (the default) or one of: training | http | reviews | reasons | invoices.")] = "all",
     as_json: JsonFlag = False,
 ) -> None:
     """Measure speed targets (medians, same run); see benchmarks/. With every suite, the decision-speed
