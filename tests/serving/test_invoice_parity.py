@@ -15,16 +15,17 @@ from types import SimpleNamespace
 import numpy as np
 import pandas as pd
 import pytest
-from sqlalchemy import insert
+from sqlalchemy import insert, text
 
 from features.rerating import FEATURE_NAMES, rerate
 from serving.db import create_schema, invoices_seen, make_engine
 from serving.invoice_scoring import InvoiceScorer, seen_rows
 from serving.scoring import LoadedModel
+from tests.serving.conftest import PG_URL
 from training.invoice_job import load_invoice_world, training_features
 from training.invoice_spec import load_invoice_spec
 
-pytestmark = [pytest.mark.slow]
+pytestmark = [pytest.mark.slow, pytest.mark.integration]  # integration: PostgreSQL
 
 REPLAYED = 150
 
@@ -69,15 +70,25 @@ def world(embedded_history):
 BATCH = 40  # the replayed stretch in four batches, the last one short
 
 
-@pytest.fixture(scope="module", params=[1, BATCH], ids=["one_at_a_time", "batches"])
+@pytest.fixture(scope="module", params=[("sqlite", 1), ("sqlite", BATCH), ("postgresql", BATCH)],
+                ids=["one_at_a_time", "batches", "batches_postgresql"])
 def parity(world, tmp_path_factory, request):
+    backend, size = request.param
     refs = {"facts": world.shipment_facts, "contracts": world.contracts, "fuel_index": world.fuel_index}
     trained = training_features(world)  # what the training job itself fits on
     context = rerate(world.invoices, world.invoice_lines, **refs).set_index("invoice_id")
     heads = world.invoices.assign(received_at=world.invoices["received_at"].fillna(world.invoices["invoice_date"]))
     heads = heads.sort_values(["received_at", "invoice_id"]).reset_index(drop=True)
     lines = {k: v for k, v in world.invoice_lines.groupby("invoice_id")}
-    engine = make_engine(f"sqlite:///{tmp_path_factory.mktemp('parity')}/tollgate.db")
+    where = tmp_path_factory.mktemp("parity")
+    if backend == "sqlite":
+        engine = make_engine(f"sqlite:///{where}/tollgate.db")
+    else:  # the look-back queries (row-value IN, NOT IN, insert if absent) on PostgreSQL too
+        schema = f"parity_{where.name[-12:].replace('-', '_').lower()}"
+        with make_engine(PG_URL).begin() as conn:
+            conn.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
+            conn.execute(text(f"CREATE SCHEMA {schema}"))
+        engine = make_engine(f"{PG_URL}?options=-csearch_path%3D{schema}")
     create_schema(engine)
     stored, replayed = heads.iloc[:-REPLAYED], heads.iloc[-REPLAYED:]
     rows = seen_rows(stored, world.invoice_lines[world.invoice_lines["invoice_id"].isin(stored["invoice_id"])],
@@ -87,14 +98,18 @@ def parity(world, tmp_path_factory, request):
     scorer = _WorldScorer(world, engine)
     served = {}
     invoices = [_record(pd.Series(head._asdict()), lines[head.invoice_id]) for head in replayed.itertuples(index=False)]
-    for start in range(0, len(invoices), request.param):
-        batch = invoices[start:start + request.param]
+    for start in range(0, len(invoices), size):
+        batch = invoices[start:start + size]
         scored = scorer.score(batch[0]) if len(batch) == 1 else scorer.score_many(batch)
         scored = [scored] if len(batch) == 1 else scored
         with engine.begin() as conn:
             scorer.remember_many(conn, batch, scored)
         served |= {invoice["invoice_id"]: s.features for invoice, s in zip(batch, scored, strict=True)}
-    return trained.loc[list(served)], pd.DataFrame.from_dict(served, orient="index")[list(FEATURE_NAMES)]
+    yield trained.loc[list(served)], pd.DataFrame.from_dict(served, orient="index")[list(FEATURE_NAMES)]
+    engine.dispose()
+    if backend == "postgresql":
+        with make_engine(PG_URL).begin() as conn:
+            conn.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
 
 
 def test_the_replay_covers_the_look_back_features(parity):
