@@ -161,3 +161,12 @@ def test_a_batch_is_scored_together_and_decides_a_repeated_invoice_once(world_ap
                                    (ghost["invoice_id"], ghost["total"])])  # the first form is kept
     replay = client.post("/invoices/decide/batch", json={"invoices": [original, copy]}, headers=headers).json()
     assert replay["decisions"] == [first, duplicate]  # idempotent: the recorded decisions again
+    keyed = {**headers, "Idempotency-Key": "batch-key-1"}
+    one, two, three = (_payload(world, source, invoice_id=f"KEYED-{n}") for n in (1, 2, 3))
+    assert client.post("/invoices/decide/batch", json={"invoices": [one, two]}, headers=keyed).status_code == 200
+    changed = {**two, "invoice_date": "2013-12-31"}
+    clash = client.post("/invoices/decide/batch", json={"invoices": [one, changed, three]}, headers=keyed)
+    assert clash.status_code == 409, clash.text
+    with runtime.engine.connect() as conn:  # settled before anything was scored or written
+        assert not conn.execute(select(decisions.c.decision_id).where(decisions.c.subject_id == "KEYED-3")).all()
+        assert not conn.execute(select(invoices_seen.c.invoice_id).where(invoices_seen.c.invoice_id == "KEYED-3")).all()
