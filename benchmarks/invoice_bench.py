@@ -18,15 +18,11 @@ from pathlib import Path
 
 
 def run(*, rows: int = 1000, single: int = 20, step: Callable[[str], None] = lambda _: None) -> dict:
-    from sqlalchemy import insert
-
     from features.invoice_world import load_world
-    from features.rerating import rerate
     from features.store import StoreSettings
-    from serving.db import invoices_seen
     from serving.invoice_decisions import decide_invoices
-    from serving.invoice_scoring import LOOKBACK, seen_rows
-    from serving.replay import _invoice
+    from serving.invoice_scoring import LOOKBACK
+    from serving.replay import _invoice, store_as_seen
     from serving.runtime import build_runtime
     from serving.schemas import InvoiceIn
 
@@ -39,13 +35,7 @@ def run(*, rows: int = 1000, single: int = 20, step: Callable[[str], None] = lam
     with tempfile.TemporaryDirectory(prefix="tollgate-invoice-bench-") as name:
         runtime = build_runtime(f"sqlite:///{name}/tollgate.db")
         step(f"storing the {len(earlier):,} invoices received in the {LOOKBACK.days} days before as seen")
-        lines = world.invoice_lines[world.invoice_lines["invoice_id"].isin(earlier["invoice_id"])]
-        context = rerate(earlier, lines, facts=world.shipment_facts, contracts=world.contracts,
-                         fuel_index=world.fuel_index).set_index("invoice_id")
-        seen = seen_rows(earlier, lines, context)
-        with runtime.engine.begin() as conn:
-            for start in range(0, len(seen), 1000):
-                conn.execute(insert(invoices_seen), seen[start:start + 1000])
+        store_as_seen(runtime.engine, world, earlier)
         lines_of = dict(tuple(world.invoice_lines[world.invoice_lines["invoice_id"].isin(chosen["invoice_id"])]
                               .groupby("invoice_id")))
         bodies = [InvoiceIn.model_validate(_invoice(head, lines_of[head.invoice_id]))

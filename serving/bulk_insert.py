@@ -16,7 +16,10 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from sqlalchemy import JSON, Table, insert
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.dml import Insert
 
 _Plan = tuple[str, tuple[str, ...], list[tuple[Callable[[Any], Any] | None, bool]], bool]
@@ -78,3 +81,29 @@ def insert_rows(conn: Connection, table: Table, rows: Sequence[dict[str, Any]], 
     else:
         params = [dict(zip(order, values, strict=True)) for values in zip(*converted, strict=True)]
     conn.exec_driver_sql(sql, params)
+
+
+_IF_ABSENT: dict[tuple[str, str], Insert] = {}
+_UPSERTS = {"sqlite": sqlite_insert, "postgresql": pg_insert}
+
+
+def insert_if_absent(conn: Connection, table: Table, rows: Sequence[dict[str, Any]], *, key: str) -> None:
+    """:func:`insert_rows`, leaving out rows whose ``key`` is already stored (``ON CONFLICT DO NOTHING``),
+    in the caller's transaction: a concurrent writer of the same row neither fails nor aborts it. On a
+    database without that clause each row is tried under a savepoint."""
+    if not rows:
+        return
+    upsert = _UPSERTS.get(conn.dialect.name)
+    if upsert is not None:
+        statement = _IF_ABSENT.get((conn.dialect.name, table.name))
+        if statement is None:
+            statement = _IF_ABSENT[(conn.dialect.name, table.name)] = upsert(table).on_conflict_do_nothing(
+                index_elements=[key])
+        insert_rows(conn, table, rows, statement=statement)
+        return
+    for row in rows:
+        try:
+            with conn.begin_nested():
+                conn.execute(insert(table).values(**row))
+        except IntegrityError:
+            pass

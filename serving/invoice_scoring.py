@@ -15,11 +15,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import pandas as pd
-from sqlalchemy import insert, or_, select, tuple_
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import or_, select, tuple_
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import IntegrityError
 
 from features.errors import FeaturesUnavailable
 from features.feast_invoice_defs import contract_lane_key, fuel_week_key, online_reference
@@ -28,7 +25,7 @@ from features.rerating import KNOWN_CONTEXT, audit_features
 from features.rerating_carrier import RECENT_DAYS, SPOT_HISTORY_DAYS
 from features.rerating_copies import COPY_WINDOW_DAYS
 from features.rerating_history import NEAR_AMOUNT_DAYS
-from serving.bulk_insert import insert_rows
+from serving.bulk_insert import insert_if_absent
 from serving.db import invoices_seen
 from serving.scoring import LoadedModel
 
@@ -36,10 +33,6 @@ LOOKBACK = timedelta(days=max(COPY_WINDOW_DAYS, NEAR_AMOUNT_DAYS, RECENT_DAYS, S
 """Every look-back feature counts only invoices received within its own window, so the carrier's invoices
 of the longest window give the service exactly the values training computed from the whole history
 (tests/serving/test_invoice_parity.py)."""
-
-_SEEN_IF_ABSENT = {name: upsert(invoices_seen).on_conflict_do_nothing(index_elements=["invoice_id"])
-                   for name, upsert in (("sqlite", sqlite_insert), ("postgresql", pg_insert))}
-
 
 @dataclass
 class InvoiceScores:
@@ -238,18 +231,7 @@ class InvoiceScorer:
         caller's transaction. An invoice already kept is left as it was (insert if absent: its first form
         is the one remembered)."""
         rows = [seen_row(invoice, s) for invoice, s in zip(invoices, scored, strict=True)]
-        if not rows:
-            return
-        statement = _SEEN_IF_ABSENT.get(conn.dialect.name)
-        if statement is not None:
-            insert_rows(conn, invoices_seen, rows, statement=statement)
-            return
-        for row in rows:  # another database: a savepoint keeps a duplicate from aborting the transaction
-            try:
-                with conn.begin_nested():
-                    conn.execute(insert(invoices_seen).values(**row))
-            except IntegrityError:
-                pass
+        insert_if_absent(conn, invoices_seen, rows, key="invoice_id")
 
 
 def seen_row(invoice: dict, scored: InvoiceScores | None = None) -> dict:

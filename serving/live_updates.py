@@ -13,8 +13,6 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pandas as pd
 from sqlalchemy import insert, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
@@ -29,12 +27,10 @@ from features.live import (
     window_stats,
 )
 from features.transforms import carrier_origin_key
-from serving.bulk_insert import insert_rows
+from serving.bulk_insert import insert_if_absent
 from serving.db import events, movements
 from serving.schemas import EventIn, EventType
 
-_INSERT_IF_ABSENT = {name: upsert(movements).on_conflict_do_nothing(index_elements=["shipment_id"])
-                     for name, upsert in (("sqlite", sqlite_insert), ("postgresql", pg_insert))}
 
 
 def _utc(stamp: datetime) -> datetime:
@@ -49,18 +45,7 @@ def record_schedule(conn: Connection, *, shipments: list[dict]) -> None:
     rows = [{k: shipment.get(k) for k in ("shipment_id", "carrier", "origin", "destination")}
             | {k: _utc(datetime.fromisoformat(shipment[k])) for k in ("scheduled_departure", "scheduled_arrival")}
             for shipment in shipments]
-    if not rows:
-        return
-    statement = _INSERT_IF_ABSENT.get(conn.dialect.name)
-    if statement is not None:
-        insert_rows(conn, movements, rows, statement=statement)
-        return
-    for row in rows:  # another database: a savepoint keeps a duplicate from aborting the decision's transaction
-        try:
-            with conn.begin_nested():
-                conn.execute(insert(movements).values(**row))
-        except IntegrityError:
-            pass
+    insert_if_absent(conn, movements, rows, key="shipment_id")
 
 
 def _apply(conn, event: EventIn) -> None:

@@ -49,6 +49,18 @@ def _invoice(head, lines: pd.DataFrame) -> dict:
     return body
 
 
+def store_as_seen(engine, world, invoices: pd.DataFrame) -> None:
+    """Store a world's invoices in ``invoices_seen`` with their context, as if the service had scored
+    them (the look-back history of the invoices decided after them)."""
+    lines = world.invoice_lines[world.invoice_lines["invoice_id"].isin(invoices["invoice_id"])]
+    context = rerate(invoices, lines, facts=world.shipment_facts, contracts=world.contracts,
+                     fuel_index=world.fuel_index).set_index("invoice_id")
+    rows = seen_rows(invoices, lines, context)
+    with engine.begin() as conn:
+        for start in range(0, len(rows), 1000):
+            conn.execute(insert(invoices_seen), rows[start:start + 1000])
+
+
 def replay(runtime: Runtime, *, days: int = 2, max_invoices: int = 120, world_dir: Path | None = None,
            step: Callable[[str], None] = lambda _: None) -> dict:
     """Replay on an empty decision log; returns what was decided and how many cases are open.
@@ -94,13 +106,7 @@ def replay(runtime: Runtime, *, days: int = 2, max_invoices: int = 120, world_di
         known = conn.execute(select(func.count()).select_from(invoices_seen)).scalar_one()
     if not known:
         step(f"telling the service about the {len(earlier):,} invoices received in the {LOOKBACK.days} days before")
-        lines = world.invoice_lines[world.invoice_lines["invoice_id"].isin(earlier["invoice_id"])]
-        context = rerate(earlier, lines, facts=world.shipment_facts, contracts=world.contracts,
-                         fuel_index=world.fuel_index).set_index("invoice_id")
-        rows = seen_rows(earlier, lines, context)
-        with runtime.engine.begin() as conn:
-            for start in range(0, len(rows), 1000):
-                conn.execute(insert(invoices_seen), rows[start:start + 1000])
+        store_as_seen(runtime.engine, world, earlier)
     step(f"replaying {len(replayed):,} invoices received in the last {days} days through /v1/invoices/decide/batch")
     lines_of = dict(tuple(world.invoice_lines[world.invoice_lines["invoice_id"].isin(replayed["invoice_id"])]
                           .groupby("invoice_id")))

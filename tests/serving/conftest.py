@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
@@ -63,7 +65,9 @@ def database_url(request, tmp_path):
     from sqlalchemy import text
 
     engine = make_engine(PG_URL)
-    schema = f"t_{tmp_path.name[-12:].replace('-', '_').lower()}"
+    # unique per run: named after the test alone, two runs sharing the server (CI beside a developer's run)
+    # dropped each other's schemas mid-test
+    schema = f"t_{uuid.uuid4().hex[:16]}"
     with engine.begin() as conn:
         conn.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
         conn.execute(text(f"CREATE SCHEMA {schema}"))

@@ -7,9 +7,8 @@ import pytest
 from sqlalchemy import insert, select, text
 from sqlalchemy.exc import IntegrityError
 
-from serving.bulk_insert import insert_rows
+from serving.bulk_insert import insert_if_absent, insert_rows
 from serving.db import create_schema, decisions, make_engine, movements
-from serving.live_updates import _INSERT_IF_ABSENT
 
 
 def _decision(i: int, *, prefix: str) -> dict:
@@ -73,9 +72,8 @@ def test_insert_if_absent_keeps_the_first_schedule(database_url):
            "scheduled_departure": datetime(2013, 12, 1, 9, tzinfo=eastern).astimezone(UTC),
            "scheduled_arrival": datetime(2013, 12, 1, 12, tzinfo=eastern).astimezone(UTC)}
     with engine.begin() as conn:
-        statement = _INSERT_IF_ABSENT[conn.dialect.name]
-        insert_rows(conn, movements, [row], statement=statement)
-        insert_rows(conn, movements, [{**row, "carrier": "DL"}, {**row, "shipment_id": "S2"}], statement=statement)
+        insert_if_absent(conn, movements, [row], key="shipment_id")
+        insert_if_absent(conn, movements, [{**row, "carrier": "DL"}, {**row, "shipment_id": "S2"}], key="shipment_id")
     with engine.connect() as conn:
         found = conn.execute(select(movements.c.shipment_id, movements.c.carrier,
                                     movements.c.scheduled_departure).order_by(movements.c.shipment_id)).all()

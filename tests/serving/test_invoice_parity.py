@@ -10,6 +10,7 @@ in batches (``score_many``; each batch is stored before the next, as the batch e
 
 from __future__ import annotations
 
+import uuid
 from types import SimpleNamespace
 
 import numpy as np
@@ -84,7 +85,7 @@ def parity(world, tmp_path_factory, request):
     if backend == "sqlite":
         engine = make_engine(f"sqlite:///{where}/tollgate.db")
     else:  # the look-back queries (row-value IN, NOT IN, insert if absent) on PostgreSQL too
-        schema = f"parity_{where.name[-12:].replace('-', '_').lower()}"
+        schema = f"parity_{uuid.uuid4().hex[:16]}"  # unique per run (another run may share the server)
         with make_engine(PG_URL).begin() as conn:
             conn.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
             conn.execute(text(f"CREATE SCHEMA {schema}"))
