@@ -83,7 +83,7 @@ def insert_rows(conn: Connection, table: Table, rows: Sequence[dict[str, Any]], 
     conn.exec_driver_sql(sql, params)
 
 
-_IF_ABSENT: dict[tuple[str, str], Insert] = {}
+_IF_ABSENT: dict[tuple[str, str, str], Insert] = {}
 _UPSERTS = {"sqlite": sqlite_insert, "postgresql": pg_insert}
 
 
@@ -95,10 +95,10 @@ def insert_if_absent(conn: Connection, table: Table, rows: Sequence[dict[str, An
         return
     upsert = _UPSERTS.get(conn.dialect.name)
     if upsert is not None:
-        statement = _IF_ABSENT.get((conn.dialect.name, table.name))
+        plan = (conn.dialect.name, table.name, key)
+        statement = _IF_ABSENT.get(plan)
         if statement is None:
-            statement = _IF_ABSENT[(conn.dialect.name, table.name)] = upsert(table).on_conflict_do_nothing(
-                index_elements=[key])
+            statement = _IF_ABSENT[plan] = upsert(table).on_conflict_do_nothing(index_elements=[key])
         insert_rows(conn, table, rows, statement=statement)
         return
     for row in rows:

@@ -135,7 +135,8 @@ class DecisionService:
         texts: list[msgspec.Raw | None] = [None] * len(done)
         if todo:
             fresh = self._score_and_decide([requests[i] for i in todo], [payloads[i] for i in todo])
-            items = [{"key": keys[i], "digest": digests[i], "request": payloads[i], "response": response}
+            items = [{"subject_id": requests[i].shipment_id, "key": keys[i], "digest": digests[i],
+                      "request": payloads[i], "response": response}
                      for i, response in zip(todo, fresh, strict=True)]
             for i, (recorded, text) in zip(todo, self._record_shipments(items, caller=caller), strict=True):
                 done[i], texts[i] = recorded, text
@@ -254,8 +255,7 @@ class DecisionService:
 
     def _record_shipments(self, items: list[dict], *, caller: str | None) -> list[tuple[dict, msgspec.Raw | None]]:
         """A batch's fresh shipment decisions with their schedules (:meth:`_record_many`)."""
-        return self._record_many("shipment", [{**i, "subject_id": i["request"]["shipment_id"]} for i in items],
-                                 caller=caller, also=_record_schedules)
+        return self._record_many("shipment", items, caller=caller, also=_record_schedules)
 
     def _cases(self, kind: str, subject_id: str, *, request: dict, response: dict, lane: str | None) -> list[dict]:
         reviews = [a for a in response["actions"] if a["type"] == "enqueue_review"][:1]

@@ -127,10 +127,12 @@ class InvoiceScorer:
         seen = invoices_seen.c
         lanes = dict(zip(facts["shipment_id"], zip(facts["origin"], facts["destination"], strict=True), strict=True))
         ids = [i["invoice_id"] for i in invoices]
+        by_carrier: dict[str, list[dict]] = {}
+        for invoice in invoices:
+            by_carrier.setdefault(invoice["carrier"], []).append(invoice)
         found: list[dict] = []
         with self.engine.connect() as conn:
-            for carrier in dict.fromkeys(i["carrier"] for i in invoices):
-                own = [i for i in invoices if i["carrier"] == carrier]
+            for carrier, own in by_carrier.items():
                 received = [_received(i) for i in own]
                 since = min(min(r, _utc(i["invoice_date"])) for r, i in zip(received, own, strict=True)) - LOOKBACK
                 pairs = list(dict.fromkeys(lanes[i["shipment_id"]] for i in own if i["shipment_id"] in lanes))
@@ -189,11 +191,11 @@ class InvoiceScorer:
         unknown = InvoiceScores(None, [], {}, shipment_known=False, contract_known=False)
         if facts.empty:
             return [unknown for _ in invoices]
-        shipments = set(facts["shipment_id"])
-        known = [i for i in invoices if i["shipment_id"] in shipments]
+        facts_of = {f["shipment_id"]: f for f in facts.to_dict("records")}
+        known = [i for i in invoices if i["shipment_id"] in facts_of]
         earlier = self.earlier(invoices, facts)
         # the others (shipment unknown) count as the service stores them: without context
-        context_free = [{"invoice_id": i["invoice_id"]} for i in invoices if i["shipment_id"] not in shipments]
+        context_free = [{"invoice_id": i["invoice_id"]} for i in invoices if i["shipment_id"] not in facts_of]
         frame, lines = _frames([*earlier, *invoices])
         features = audit_features(frame, lines, facts=facts, contracts=contracts, fuel_index=fuel,
                                   known=self._known([*earlier, *context_free]))
@@ -205,7 +207,6 @@ class InvoiceScorer:
             for lane, start, end in zip(contract_lane_key(contracts), contracts["effective_from"],
                                         contracts["effective_to"], strict=True):
                 terms.setdefault(lane, []).append((start, end))
-        facts_of = {f["shipment_id"]: f for f in facts.to_dict("records")}
         explained = self.model.model.explain(rows, top=5)
         scored = self.model.model.score(rows).to_dict("records")
         out: dict[str, InvoiceScores] = {}

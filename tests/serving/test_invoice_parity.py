@@ -101,8 +101,7 @@ def parity(world, tmp_path_factory, request):
     invoices = [_record(pd.Series(head._asdict()), lines[head.invoice_id]) for head in replayed.itertuples(index=False)]
     for start in range(0, len(invoices), size):
         batch = invoices[start:start + size]
-        scored = scorer.score(batch[0]) if len(batch) == 1 else scorer.score_many(batch)
-        scored = [scored] if len(batch) == 1 else scored
+        scored = [scorer.score(batch[0])] if size == 1 else scorer.score_many(batch)
         with engine.begin() as conn:
             scorer.remember_many(conn, batch, scored)
         served |= {invoice["invoice_id"]: s.features for invoice, s in zip(batch, scored, strict=True)}
