@@ -64,12 +64,19 @@ def _apply_known(frame: pd.DataFrame, known: pd.DataFrame | None) -> pd.DataFram
     rows = frame["invoice_id"].isin(known.index).to_numpy()
     ids = frame.loc[rows, "invoice_id"]
     for column in KNOWN_CONTEXT:
-        values = ids.map(known[column])
+        # merged as objects, then typed once: setting rows of a typed column in place refuses a value of
+        # another dtype from pandas 3 on (an unknown shipment's None into float64, an all-NaT array of
+        # tz-aware values, which numpy holds as objects, into datetime64[ns, UTC])
+        merged = frame[column].to_numpy(dtype=object, copy=True)
+        merged[rows] = ids.map(known[column]).to_numpy(dtype=object)
+        values = pd.Series(merged, index=frame.index)
         if column == "scheduled_departure":
             values = pd.to_datetime(values, utc=True)
+        elif column == "chargeable_weight_kg":
+            values = values.astype(float)
         elif column == "is_spot":
-            values = values.astype(bool)
-        frame.loc[rows, column] = values.to_numpy()
+            values = values.where(~rows, values.astype(bool)).infer_objects()
+        frame[column] = values
     return frame
 
 
