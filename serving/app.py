@@ -19,7 +19,6 @@ from serving import jsontext, live_updates
 from serving.auth import Caller, Forbidden, Role
 from serving.decisions import Conflict
 from serving.explanations import explain_decision
-from serving.invoice_decisions import decide_invoices
 from serving.metrics import observe
 from serving.review_api import review_router
 from serving.reviews import NotFound
@@ -156,17 +155,15 @@ def create_app(runtime_factory: Callable[[], Runtime] = build_runtime) -> FastAP
     def decide_invoice(body: InvoiceIn, caller: Caller = Depends(role(Role.ORCHESTRATOR)),
                        idempotency_key: str | None = Header(default=None, max_length=128)) -> JSONResponse:
         """Decide one carrier invoice: approve, hold, dispute or review."""
-        rt = runtime()
-        return _respond(_observed(decide_invoices(rt.decisions, rt.invoice_scorer, [body],
-                                                  header_key=idempotency_key, caller=caller.key_id))[0])
+        return _respond(_observed(runtime().decide_invoices([body], header_key=idempotency_key,
+                                                            caller=caller.key_id))[0])
 
     @app.post("/invoices/decide/batch", response_model=InvoiceBatchDecision)
     def decide_invoice_batch(body: InvoiceBatchIn, caller: Caller = Depends(role(Role.ORCHESTRATOR)),
                              idempotency_key: str | None = Header(default=None, max_length=128)) -> JSONResponse:
         """Decide up to 1,000 invoices in one request, in order."""
-        rt = runtime()
-        return _respond({"decisions": _observed(decide_invoices(rt.decisions, rt.invoice_scorer, body.invoices,
-                                                                header_key=idempotency_key, caller=caller.key_id))})
+        decided = runtime().decide_invoices(body.invoices, header_key=idempotency_key, caller=caller.key_id)
+        return _respond({"decisions": _observed(decided)})
 
     @app.post("/events", response_model=EventAccepted)
     def post_event(body: EventIn, _: Caller = Depends(role(Role.ORCHESTRATOR))) -> dict:

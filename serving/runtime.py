@@ -34,6 +34,19 @@ def mlflow_uri() -> str:
     return os.environ.get("TOLLGATE_MLFLOW_URI", f"sqlite:///{ROOT / 'mlruns' / 'mlflow.db'}")
 
 
+def invoice_nice() -> int:
+    """How much lower the invoice process's CPU priority is than its worker's (``TOLLGATE_INVOICE_NICE``,
+    default 5): shipments at dispatch are the decisions waited on (docs/decisions.md, session 12)."""
+    text = os.environ.get("TOLLGATE_INVOICE_NICE", "5").strip()
+    try:
+        nice = int(text)
+    except ValueError:
+        raise ValueError(f"TOLLGATE_INVOICE_NICE must be a whole number from 0 to 19, not {text!r}") from None
+    if not 0 <= nice <= 19:
+        raise ValueError(f"TOLLGATE_INVOICE_NICE must be a whole number from 0 to 19, not {text!r}")
+    return nice
+
+
 @dataclass
 class Runtime:
     engine: Engine
@@ -50,6 +63,7 @@ class Runtime:
     _keys: dict[str, tuple[float, Caller | None]] = field(default_factory=dict)
     _reviews: ReviewService | None = None
     _versions: dict[tuple[str, str], LoadedModel] = field(default_factory=dict)
+    invoice_process: object | None = None  # serving.invoice_process.InvoiceProcess, or decide in-process
 
     @property
     def reviews(self) -> ReviewService:
@@ -111,6 +125,14 @@ class Runtime:
             freeze_long_lived()
         return self._invoice
 
+    def decide_invoices(self, requests: list, *, header_key: str | None, caller: str | None) -> list[dict]:
+        """Invoice decisions, in the invoice process if this runtime has one (serving/invoice_process.py)."""
+        if self.invoice_process is not None:
+            return self.invoice_process.decide(requests, header_key=header_key, caller=caller)
+        from serving.invoice_decisions import decide_invoices
+
+        return decide_invoices(self.decisions, self.invoice_scorer, requests, header_key=header_key, caller=caller)
+
     @property
     def delay_scorer_loaded(self) -> bool:
         return self._scorer is not None
@@ -135,12 +157,19 @@ class Runtime:
         return self._scorer
 
 
-def build_runtime(url: str | None = None) -> Runtime:
-    """Configuration is read once, here (environment), and kept by the runtime."""
-    engine = make_engine(url or database_url())
+def build_runtime(url: str | None = None, *, invoice_process: bool = False) -> Runtime:
+    """Configuration is read once, here (environment), and kept by the runtime. ``invoice_process``:
+    invoices are decided in a child process on the same database (the service's choice, not tests')."""
+    url = url or database_url()
+    engine = make_engine(url)
     create_schema(engine)
     runtime = Runtime(engine=engine, decisions=None, tracking_uri=mlflow_uri(),  # type: ignore[arg-type]
                       store_settings=feature_store.StoreSettings.from_env())
     runtime.decisions = DecisionService(engine=engine, policies=PolicySource(engine),
                                         delay_scorer=runtime.delay_scorer)
+    if invoice_process:
+        from serving.invoice_process import InvoiceProcess
+
+        runtime.invoice_process = InvoiceProcess(url, tracking_uri=runtime.tracking_uri,
+                                                 store_settings=runtime.store_settings, nice=invoice_nice())
     return runtime

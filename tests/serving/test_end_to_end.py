@@ -154,3 +154,25 @@ def test_keep_alive_connections_end_up_split_evenly_between_the_two_workers(serv
     for connection in connections:
         connection.close()
     assert sorted(split.values()) == [4, 4], f"split {dict(split)} after moving {moved} connections"
+
+
+def test_an_invoice_is_decided_in_a_lower_priority_child_of_the_worker(server):
+    """No invoice model is trained here: the decision comes back degraded and is not approved, decided in
+    the worker's invoice process (serving/invoice_process.py), which runs at the worker's priority + 5."""
+    import psutil
+
+    base, key = server
+    invoice = {"invoice_id": "E2E-INV-1", "carrier": "UA", "shipment_id": "E2E-2", "invoice_date": "2013-03-01",
+               "currency": "USD", "lines": [{"code": "LINEHAUL", "amount": 900.0}, {"code": "FUEL", "amount": 100.0}],
+               "total": 1000.0}
+    r = httpx.post(f"{base}/v1/invoices/decide", json=invoice, headers={"Authorization": f"Bearer {key}"},
+                   timeout=60)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["degraded"] and body["degraded_reason"] == "model_unavailable" and body["outcome"] != "approve"
+    port = int(base.rsplit(":", 1)[1])
+    workers = {c.pid for c in psutil.net_connections("tcp") if c.laddr.port == port and c.pid}
+    children = [(psutil.Process(pid), child) for pid in workers for child in psutil.Process(pid).children()
+                if "spawn_main" in " ".join(child.cmdline())]
+    assert children, f"no invoice process under the workers {workers}"
+    assert all(child.nice() == worker.nice() + 5 for worker, child in children)

@@ -20,10 +20,11 @@ pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
 
 @pytest.fixture(scope="module")
-def world_api(tmp_path_factory, embedded_history):
+def trained(tmp_path_factory, embedded_history):
+    """A champion invoice model and the reference data online, for the module."""
     root = tmp_path_factory.mktemp("invoices")
     saved = {k: os.environ.get(k) for k in ("TOLLGATE_MLFLOW_URI", "TOLLGATE_FEAST_REPO")}
-    os.environ["TOLLGATE_MLFLOW_URI"] = f"sqlite:///{root}/mlflow.db"
+    os.environ["TOLLGATE_MLFLOW_URI"] = f"sqlite:///{root}/mlflow.db"  # a child process inherits them
     os.environ["TOLLGATE_FEAST_REPO"] = str(root / "repo")
     settings = StoreSettings(repo_dir=root / "repo")
     spec = load_invoice_spec("invoice_smoke")
@@ -33,15 +34,26 @@ def world_api(tmp_path_factory, embedded_history):
     files = save_world(world, root / "world")
     for kind, name in (("contracts", "contracts"), ("shipments", "shipment_facts"), ("fuel-index", "fuel_index")):
         load_reference(kind, files[name], settings=settings)
-    runtime = build_runtime(f"sqlite:///{root}/tollgate.db")
-    key = create_key(runtime.engine, role=Role.ORCHESTRATOR, name="t")
-    client = TestClient(create_app(lambda: runtime))
-    yield client, {"Authorization": f"Bearer {key}"}, world, runtime
+    yield root, world
     for k, v in saved.items():
         if v is None:
             os.environ.pop(k, None)
         else:
             os.environ[k] = v
+
+
+@pytest.fixture(scope="module", params=["thread", "process"])
+def world_api(request, trained):
+    """The API deciding invoices on the worker's thread pool, and through the invoice process (as the
+    service does, serving/invoice_process.py): every test below runs both ways, on a log of its own."""
+    root, world = trained
+    runtime = build_runtime(f"sqlite:///{root}/tollgate-{request.param}.db",
+                            invoice_process=request.param == "process")
+    key = create_key(runtime.engine, role=Role.ORCHESTRATOR, name="t")
+    client = TestClient(create_app(lambda: runtime))
+    yield client, {"Authorization": f"Bearer {key}"}, world, runtime
+    if runtime.invoice_process is not None:
+        runtime.invoice_process.close()
 
 
 def _payload(world, source: str, **changes) -> dict:
@@ -170,3 +182,82 @@ def test_a_batch_is_scored_together_and_decides_a_repeated_invoice_once(world_ap
     with runtime.engine.connect() as conn:  # settled before anything was scored or written
         assert not conn.execute(select(decisions.c.decision_id).where(decisions.c.subject_id == "KEYED-3")).all()
         assert not conn.execute(select(invoices_seen.c.invoice_id).where(invoices_seen.c.invoice_id == "KEYED-3")).all()
+
+
+def _process_api(world_api):
+    client, headers, world, runtime = world_api
+    if runtime.invoice_process is None:
+        pytest.skip("the invoice process only")
+    return client, headers, world, runtime
+
+
+def _killing_submit(monkeypatch, process, times: int) -> list[int]:
+    """Make the invoice process die right after the next ``times`` requests are handed to it."""
+    import signal
+
+    killed: list[int] = []
+    executor = process._executor
+
+    def doomed():
+        pool = executor()
+        submit = pool.submit
+
+        def submit_then_kill(*args):
+            future = submit(*args)
+            if len(killed) < times:
+                for pid in process.child_pids():
+                    os.kill(pid, signal.SIGKILL)
+                    killed.append(pid)
+            return future
+        pool.submit = submit_then_kill
+        return pool
+    monkeypatch.setattr(process, "_executor", doomed)
+    return killed
+
+
+def test_the_invoice_process_is_replaced_when_it_dies_and_nothing_is_decided_twice(world_api, monkeypatch):
+    import psutil
+    from sqlalchemy import func, select
+
+    from serving.db import decisions
+
+    client, headers, world, runtime = _process_api(world_api)
+    process = runtime.invoice_process
+    warm = client.post("/invoices/decide", json=_payload(world, _clean_invoice(world), invoice_id="PROC-WARM"),
+                       headers=headers)
+    assert warm.status_code == 200, warm.text
+    (child,) = process.child_pids()
+    assert child != os.getpid()
+    assert psutil.Process(child).nice() == psutil.Process().nice() + 5  # TOLLGATE_INVOICE_NICE's default
+    killed = _killing_submit(monkeypatch, process, times=1)
+    body = _payload(world, _clean_invoice(world), invoice_id="PROC-1")
+    r = client.post("/invoices/decide", json=body, headers=headers)
+    assert r.status_code == 200, r.text
+    assert killed == [child] and process.child_pids() and process.child_pids() != [child]  # sent again
+    again = client.post("/invoices/decide", json=body, headers=headers)
+    assert again.json() == r.json()
+    with runtime.engine.connect() as conn:
+        count = select(func.count()).select_from(decisions).where(decisions.c.subject_id == "PROC-1")
+        assert conn.execute(count).scalar_one() == 1
+
+
+def test_an_invoice_process_dying_twice_on_a_request_is_a_503_with_nothing_decided(world_api, monkeypatch):
+    from sqlalchemy import select
+
+    from serving.db import decisions
+
+    client, headers, world, runtime = _process_api(world_api)
+    warm = client.post("/invoices/decide", json=_payload(world, _clean_invoice(world), invoice_id="PROC-WARM2"),
+                       headers=headers)
+    assert warm.status_code == 200, warm.text
+    killed = _killing_submit(monkeypatch, runtime.invoice_process, times=2)
+    r = client.post("/invoices/decide", json=_payload(world, _clean_invoice(world), invoice_id="PROC-2"),
+                    headers=headers)
+    assert r.status_code == 503 and r.json()["error"] == "InvoiceWorkerUnavailable", r.text
+    assert len(killed) == 2
+    with runtime.engine.connect() as conn:
+        assert not conn.execute(select(decisions.c.decision_id).where(decisions.c.subject_id == "PROC-2")).all()
+    monkeypatch.undo()
+    later = client.post("/invoices/decide", json=_payload(world, _clean_invoice(world), invoice_id="PROC-2"),
+                        headers=headers)
+    assert later.status_code == 200, later.text

@@ -1,0 +1,122 @@
+"""Invoice decisions in a process of their own beside each service worker (docs/decisions.md, session 12).
+
+An invoice decision is 0.2-0.4 s of pandas under the GIL. Run on a worker's thread pool, it shares that
+worker's GIL with the shipment decisions on its event loop: each time a shipment decision waits for
+SQLite or Redis it gives the GIL up and waits a switch interval (5 ms) or a whole pandas call to get it
+back. Measured with one invoice at a time in flight beside shipments at concurrency 8: the shipments'
+p99 went from 30-39 ms to 212-257 ms. In a child process the two compete for the CPU only, which the
+kernel shares out far more finely.
+
+Each worker starts one child on its first invoice (``spawn``: a fork of a worker with threads running
+is not safe), which builds its own runtime on the same database and online store and decides invoices
+exactly as the worker would (:func:`serving.invoice_decisions.decide_invoices`), one request after
+another. A child that dies is replaced and the request sent again once: a decision it recorded before
+dying is then found by its idempotency key, so a retry never decides twice.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import threading
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+
+from features.errors import TollgateError
+
+_config: tuple = ()  # the child's copy of the worker's configuration
+_runtime = None  # the child's own runtime, built on its first request
+
+
+class InvoiceWorkerUnavailable(TollgateError):
+    """The invoice process died twice in a row on one request (a 503: nothing was decided by it)."""
+
+
+def _start(database_url: str, tracking_uri: str, store_settings, nice: int) -> None:
+    """In the child, once: its priority and the worker's configuration as the worker read it (not the
+    environment again). Nothing here can fail on the database: a failing initializer breaks the pool."""
+    global _config
+    import os
+
+    if nice:
+        os.nice(nice)
+    _config = (database_url, tracking_uri, store_settings)
+
+
+def _child_runtime():
+    global _runtime
+    if _runtime is None:
+        from serving.runtime import build_runtime
+
+        database_url, tracking_uri, store_settings = _config
+        runtime = build_runtime(database_url)
+        runtime.tracking_uri, runtime.store_settings = tracking_uri, store_settings  # before any model loads
+        _runtime = runtime
+    return _runtime
+
+
+def _decide(invoices: list, header_key: str | None, caller: str | None) -> tuple[str, object]:
+    """In the child: the decisions, or an error the worker raises again as it would have itself."""
+    from sqlalchemy.exc import OperationalError
+
+    from serving.invoice_decisions import decide_invoices
+
+    try:
+        runtime = _child_runtime()
+        return "ok", decide_invoices(runtime.decisions, runtime.invoice_scorer, invoices,
+                                     header_key=header_key, caller=caller)
+    except TollgateError as exc:  # Conflict, InvalidInput ...: carried as they are
+        return "error", exc
+    except OperationalError as exc:  # the database: a 503 in the worker, as in-process
+        return "database", str(exc.orig)
+
+
+class InvoiceProcess:
+    """The worker's side: decisions through one child process, started on first use."""
+
+    def __init__(self, database_url: str, *, tracking_uri: str, store_settings, nice: int = 0) -> None:
+        self._config = (database_url, tracking_uri, store_settings, nice)
+        self._pool: ProcessPoolExecutor | None = None
+        self._lock = threading.Lock()
+
+    def _executor(self) -> ProcessPoolExecutor:
+        with self._lock:
+            if self._pool is None:
+                self._pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
+                                                 initializer=_start, initargs=self._config)
+            return self._pool
+
+    def _discard(self, pool: ProcessPoolExecutor) -> None:
+        with self._lock:
+            if self._pool is pool:
+                self._pool = None
+        pool.shutdown(wait=False, cancel_futures=True)
+
+    def child_pids(self) -> list[int]:
+        """The running child's process id, if one has started (for tests and diagnostics)."""
+        pool = self._pool
+        return list(getattr(pool, "_processes", None) or {}) if pool is not None else []
+
+    def decide(self, invoices: list, *, header_key: str | None, caller: str | None) -> list[dict]:
+        from sqlalchemy.exc import OperationalError
+
+        for attempt in (1, 2):
+            pool = self._executor()
+            try:
+                status, value = pool.submit(_decide, invoices, header_key, caller).result()
+                break
+            except BrokenProcessPool:
+                self._discard(pool)
+                if attempt == 2:
+                    raise InvoiceWorkerUnavailable("the invoice process stopped twice on this request; "
+                                                   "retry it (nothing is decided twice)") from None
+        if status == "error":
+            raise value
+        if status == "database":
+            raise OperationalError("invoice decision", {}, Exception(value))
+        return value
+
+    def close(self) -> None:
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)

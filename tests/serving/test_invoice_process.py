@@ -1,0 +1,40 @@
+"""The invoice process's edges that need no model: the database unreachable from the child is the
+worker's own 503 (OperationalError, the API's DatabaseUnavailable), and its priority setting is checked."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy.exc import OperationalError
+
+from features.store import StoreSettings
+from serving.invoice_process import InvoiceProcess
+from serving.runtime import invoice_nice
+
+
+def test_a_database_the_child_cannot_reach_is_the_workers_operational_error(tmp_path):
+    process = InvoiceProcess("postgresql+psycopg://postgres@127.0.0.1:9/test?connect_timeout=2",
+                             tracking_uri=f"sqlite:///{tmp_path}/mlflow.db",
+                             store_settings=StoreSettings(repo_dir=tmp_path / "repo"))
+    try:
+        for _ in range(2):  # and again: a failed start is not kept
+            with pytest.raises(OperationalError):
+                process.decide([], header_key=None, caller=None)
+        assert len(process.child_pids()) == 1  # the same child both times: it did not die
+    finally:
+        process.close()
+
+
+@pytest.mark.parametrize(("text", "nice"), [(None, 5), ("0", 0), (" 12 ", 12)])
+def test_the_invoice_process_priority_comes_from_the_environment(monkeypatch, text, nice):
+    if text is None:
+        monkeypatch.delenv("TOLLGATE_INVOICE_NICE", raising=False)
+    else:
+        monkeypatch.setenv("TOLLGATE_INVOICE_NICE", text)
+    assert invoice_nice() == nice
+
+
+@pytest.mark.parametrize("text", ["-1", "20", "low"])
+def test_a_bad_invoice_process_priority_is_refused_by_name(monkeypatch, text):
+    monkeypatch.setenv("TOLLGATE_INVOICE_NICE", text)
+    with pytest.raises(ValueError, match="TOLLGATE_INVOICE_NICE"):
+        invoice_nice()
