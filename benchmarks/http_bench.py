@@ -16,7 +16,8 @@ The soak sends about ``soak_requests`` decisions at concurrency 8 in four quarte
 the service's process tree after warm-up and after the last quarter; each quarter's p99 and the CPU
 time the service spent per decision in it are listed too. Batches of 1,000 shipments are
 sent one at a time (``batch_rows_per_s``) and then two at a time, one per default worker
-(``batch_rows_per_s_parallel``).
+(``batch_rows_per_s_parallel``). Last, shipments at concurrency 8 are measured alone and then beside a
+client keeping one invoice decision in flight (``mixed_*``).
 """
 
 from __future__ import annotations
@@ -197,6 +198,8 @@ def run(*, seconds: float = 20.0, soak_requests: int = 200_000, batch_repeats: i
             step("batch endpoint, 1,000 shipments a request")
             out |= _batch(f"{decide}/batch", bodies, key, rows=1000, repeats=batch_repeats)
             out |= _soak(server, decide, body_file, key, total=soak_requests, rps=c8["rps"], step=step)
+            step("concurrency 8 alone, then beside one invoice at a time")
+            out |= _mixed(server.base, body_file, key, seconds=seconds)
         finally:
             server.stop()
         step("starting mlflow models serve (2 workers)")
@@ -219,6 +222,67 @@ def run(*, seconds: float = 20.0, soak_requests: int = 200_000, batch_repeats: i
         out["targets"] = {"p50_ms_c1": 3, "p99_ms_c8": 25, "rps_c8": 600, "ratio_vs_mlflow": 4,
                           "batch_rows_per_s": 20_000, "soak_rss_growth_pct": 5}
     return {k: (round(v, 3) if isinstance(v, float) else v) for k, v in out.items()}
+
+
+def invoice_bodies(count: int = 400) -> list[dict]:
+    """The last invoices of the saved embedded world as requests (each sent under a new invoice id)."""
+    from features.invoice_world import load_world
+    from features.store import StoreSettings
+    from serving.replay import _invoice
+
+    world = load_world(Path(StoreSettings.from_env().repo_dir) / "world")
+    heads = world.invoices.sort_values(["invoice_date", "invoice_id"]).tail(count)
+    lines = world.invoice_lines[world.invoice_lines["invoice_id"].isin(heads["invoice_id"])]
+    lines_of = dict(tuple(lines.groupby("invoice_id")))
+    return [json.loads(json.dumps(_invoice(head, lines_of[head.invoice_id]), default=str))
+            for head in heads.itertuples(index=False)]
+
+
+def _mixed(base: str, bodies: Path, key: str, *, seconds: float) -> dict:
+    """Shipments at concurrency 8 alone, then again while one invoice after another is decided (a
+    client keeping one invoice request in flight): what invoices cost the shipment decisions' tail
+    (docs/decisions.md, session 12). The invoice process of each worker is started before either."""
+    import threading
+
+    headers = {"Authorization": f"Bearer {key}"}
+    invoices, url = invoice_bodies(), f"{base}/v1/invoices/decide"
+    sent = 0
+
+    def post_invoice() -> float:
+        nonlocal sent
+        body = {**invoices[sent % len(invoices)], "invoice_id": f"MIX-{time.time_ns()}-{sent}"}
+        sent += 1
+        started = time.perf_counter()
+        status, answer = _post(url, json.dumps(body).encode(), headers)
+        if status != 200:
+            raise BenchError(f"invoice answered {status}: {answer[:300]!r}")
+        return time.perf_counter() - started
+
+    for _ in range(4):  # both workers' invoice processes started and their models loaded
+        post_invoice()
+    decide = f"{base}/v1/shipments/decide"
+    alone = _wrk(decide, bodies=bodies, key=key, connections=8, seconds=seconds)
+    stop, took, failed = threading.Event(), [], []
+
+    def invoice_client() -> None:
+        try:
+            while not stop.is_set():
+                took.append(post_invoice())
+        except BenchError as exc:
+            failed.append(exc)
+    client = threading.Thread(target=invoice_client)
+    client.start()
+    try:
+        beside = _wrk(decide, bodies=bodies, key=key, connections=8, seconds=seconds)
+    finally:
+        stop.set()
+        client.join()
+    if failed:
+        raise failed[0]
+    return {"mixed_alone_rps_c8": alone["rps"], "mixed_alone_p99_ms_c8": alone["p99_us"] / 1000,
+            "mixed_rps_c8": beside["rps"], "mixed_p99_ms_c8": beside["p99_us"] / 1000,
+            "mixed_invoices_per_s": len(took) / seconds,
+            "mixed_invoice_p50_ms": statistics.median(took) * 1000 if took else None}
 
 
 def _soak(server: Launched, url: str, bodies: Path, key: str, *, total: int, rps: float,
