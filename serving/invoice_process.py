@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import multiprocessing
 import threading
+import time
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
@@ -40,6 +41,17 @@ def _start(database_url: str, tracking_uri: str, store_settings, nice: int) -> N
     if nice:
         os.nice(nice)
     _config = (database_url, tracking_uri, store_settings)
+    threading.Thread(target=_exit_with, args=(os.getppid(),), name="exit-with-worker", daemon=True).start()
+
+
+def _exit_with(worker: int) -> None:
+    """End the child when its worker is gone. The pool's own queues cannot tell it: the child holds both
+    ends of them, so a worker killed outright would leave it waiting for work forever."""
+    import os
+
+    while os.getppid() == worker:
+        time.sleep(1.0)
+    os._exit(0)
 
 
 def _child_runtime():

@@ -3,6 +3,8 @@ worker's own 503 (OperationalError, the API's DatabaseUnavailable), and its prio
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from sqlalchemy.exc import OperationalError
 
@@ -38,3 +40,35 @@ def test_a_bad_invoice_process_priority_is_refused_by_name(monkeypatch, text):
     monkeypatch.setenv("TOLLGATE_INVOICE_NICE", text)
     with pytest.raises(ValueError, match="TOLLGATE_INVOICE_NICE"):
         invoice_nice()
+
+
+def test_the_child_ends_when_its_worker_is_killed(tmp_path):
+    import subprocess
+    import sys
+    import time
+
+    import psutil
+
+    script = f"""
+import os, signal, sys
+sys.path.insert(0, {str(Path(__file__).resolve().parents[2])!r})
+from features.store import StoreSettings
+from serving.invoice_process import InvoiceProcess
+process = InvoiceProcess("sqlite:///{tmp_path}/t.db", tracking_uri="sqlite:///{tmp_path}/m.db",
+                         store_settings=StoreSettings(repo_dir={str(tmp_path / "repo")!r}))
+process._executor().submit(os.getpid).result()
+print(process.child_pids()[0], flush=True)
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+    worker = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    child = int(worker.stdout.readline())  # the worker's stdout stays open in the child: no read to the end
+    worker.wait(timeout=60)
+    try:
+        deadline = time.monotonic() + 10
+        while psutil.pid_exists(child) and psutil.Process(child).status() != psutil.STATUS_ZOMBIE:
+            assert time.monotonic() < deadline, "the invoice process outlived its worker by 10 s"
+            time.sleep(0.2)
+    finally:
+        if psutil.pid_exists(child):
+            psutil.Process(child).kill()
+        worker.stdout.close()
