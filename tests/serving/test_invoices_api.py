@@ -184,11 +184,14 @@ def test_a_batch_is_scored_together_and_decides_a_repeated_invoice_once(world_ap
         assert not conn.execute(select(invoices_seen.c.invoice_id).where(invoices_seen.c.invoice_id == "KEYED-3")).all()
 
 
-def _process_api(world_api):
-    client, headers, world, runtime = world_api
-    if runtime.invoice_process is None:
-        pytest.skip("the invoice process only")
-    return client, headers, world, runtime
+@pytest.fixture(scope="module")
+def process_api(trained):
+    """The API through the invoice process only, on a log of its own, for the tests that kill it."""
+    root, world = trained
+    runtime = build_runtime(f"sqlite:///{root}/tollgate-killed.db", invoice_process=True)
+    key = create_key(runtime.engine, role=Role.ORCHESTRATOR, name="t")
+    yield TestClient(create_app(lambda: runtime)), {"Authorization": f"Bearer {key}"}, world, runtime
+    runtime.invoice_process.close()
 
 
 def _killing_submit(monkeypatch, process, times: int) -> list[int]:
@@ -215,13 +218,13 @@ def _killing_submit(monkeypatch, process, times: int) -> list[int]:
     return killed
 
 
-def test_the_invoice_process_is_replaced_when_it_dies_and_nothing_is_decided_twice(world_api, monkeypatch):
+def test_the_invoice_process_is_replaced_when_it_dies_and_nothing_is_decided_twice(process_api, monkeypatch):
     import psutil
     from sqlalchemy import func, select
 
     from serving.db import decisions
 
-    client, headers, world, runtime = _process_api(world_api)
+    client, headers, world, runtime = process_api
     process = runtime.invoice_process
     warm = client.post("/invoices/decide", json=_payload(world, _clean_invoice(world), invoice_id="PROC-WARM"),
                        headers=headers)
@@ -241,12 +244,12 @@ def test_the_invoice_process_is_replaced_when_it_dies_and_nothing_is_decided_twi
         assert conn.execute(count).scalar_one() == 1
 
 
-def test_an_invoice_process_dying_twice_on_a_request_is_a_503_with_nothing_decided(world_api, monkeypatch):
+def test_an_invoice_process_dying_twice_on_a_request_is_a_503_with_nothing_decided(process_api, monkeypatch):
     from sqlalchemy import select
 
     from serving.db import decisions
 
-    client, headers, world, runtime = _process_api(world_api)
+    client, headers, world, runtime = process_api
     warm = client.post("/invoices/decide", json=_payload(world, _clean_invoice(world), invoice_id="PROC-WARM2"),
                        headers=headers)
     assert warm.status_code == 200, warm.text
