@@ -15,13 +15,15 @@ import bentoml
 from serving.app import create_app
 from serving.balance import ConnectionBalance, bentoml_workers
 from serving.otel import freeze_long_lived, release_request_spans
-from serving.runtime import build_runtime
+from serving.runtime import build_runtime, invoice_nice
 from serving.web import create_web_app
 
 # Invoices are decided in a child process of each worker, so that their pandas work never holds the GIL
 # the worker's shipment decisions need (serving/invoice_process.py); TOLLGATE_INVOICE_PROCESS=0 (or
 # false, off, no) decides them on the worker's thread pool instead.
 INVOICE_PROCESS = os.environ.get("TOLLGATE_INVOICE_PROCESS", "1").strip().lower() not in ("0", "false", "off", "no")
+if INVOICE_PROCESS:
+    invoice_nice()  # a bad TOLLGATE_INVOICE_NICE stops the service at start, not its first invoice
 api = create_app(functools.partial(build_runtime, invoice_process=INVOICE_PROCESS))
 # Keep-alive connections moved between the workers that really run until they are split evenly
 # (serving/balance.py); TOLLGATE_CONNECTION_BALANCE=0 (or false, off, no) turns it off, e.g. behind a

@@ -72,3 +72,14 @@ os.kill(os.getpid(), signal.SIGKILL)
         if psutil.pid_exists(child):
             psutil.Process(child).kill()
         worker.stdout.close()
+
+
+def test_a_bad_invoice_process_priority_stops_the_service_at_start():
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "TOLLGATE_INVOICE_NICE": "low", "BENTOML_DO_NOT_TRACK": "true"}
+    started = subprocess.run([sys.executable, "-c", "import serving.service"], env=env, capture_output=True,
+                             text=True, timeout=120, cwd=Path(__file__).resolve().parents[2])
+    assert started.returncode != 0 and "TOLLGATE_INVOICE_NICE must be a whole number" in started.stderr
