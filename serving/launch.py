@@ -73,7 +73,8 @@ class Launched:
         self._handle.flush()
         return self.log.read_text(errors="replace")[-chars:]
 
-    def _tree(self) -> list:
+    def tree(self) -> list:
+        """The server process and all its living descendants (psutil.Process objects)."""
         import psutil
 
         parent = psutil.Process(self.process.pid)
@@ -84,7 +85,7 @@ class Launched:
         import psutil
 
         try:
-            return sum(p.memory_info().rss for p in self._tree())
+            return sum(p.memory_info().rss for p in self.tree())
         except psutil.NoSuchProcess:
             return 0
 
@@ -93,7 +94,7 @@ class Launched:
         import psutil
 
         try:
-            return sum(t.user + t.system for t in (p.cpu_times() for p in self._tree()))
+            return sum(t.user + t.system for t in (p.cpu_times() for p in self.tree()))
         except psutil.NoSuchProcess:
             return 0.0
 

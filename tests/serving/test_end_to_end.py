@@ -17,6 +17,8 @@ from training.spec import load_spec
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
+LAUNCHED: dict[str, Launched] = {}  # base URL -> its server, for the tests that look at its processes
+
 
 def _pg_schema_url(name: str) -> str:
     from sqlalchemy import text
@@ -57,6 +59,7 @@ def servers(tmp_path_factory):
         for server in pair:
             server.stop()
         pytest.fail(f"service not ready: {exc}")
+    LAUNCHED.update({server.base: server for server in pair})
     yield [server.base for server in pair], key
     for server in pair:
         server.stop()
@@ -159,8 +162,6 @@ def test_keep_alive_connections_end_up_split_evenly_between_the_two_workers(serv
 def test_an_invoice_is_decided_in_a_lower_priority_child_of_the_worker(server):
     """No invoice model is trained here: the decision comes back degraded and is not approved, decided in
     the worker's invoice process (serving/invoice_process.py), which runs at the worker's priority + 5."""
-    import psutil
-
     base, key = server
     invoice = {"invoice_id": "E2E-INV-1", "carrier": "UA", "shipment_id": "E2E-2", "invoice_date": "2013-03-01",
                "currency": "USD", "lines": [{"code": "LINEHAUL", "amount": 900.0}, {"code": "FUEL", "amount": 100.0}],
@@ -170,9 +171,10 @@ def test_an_invoice_is_decided_in_a_lower_priority_child_of_the_worker(server):
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["degraded"] and body["degraded_reason"] == "model_unavailable" and body["outcome"] != "approve"
-    port = int(base.rsplit(":", 1)[1])
-    workers = {c.pid for c in psutil.net_connections("tcp") if c.laddr.port == port and c.pid}
-    children = [(psutil.Process(pid), child) for pid in workers for child in psutil.Process(pid).children()
-                if "spawn_main" in " ".join(child.cmdline())]
-    assert children, f"no invoice process under the workers {workers}"
+    # the invoice process is a multiprocessing "spawn" child of a bentoml worker in the server's process tree
+    # (the listening socket cannot name the worker: psutil gives a shared socket one of its holders' pids)
+    tree = LAUNCHED[base].tree()
+    pids = {p.pid for p in tree}
+    children = [(p.parent(), p) for p in tree if "spawn_main" in " ".join(p.cmdline()) and p.ppid() in pids]
+    assert children, f"no invoice process in the server's tree {[(p.pid, p.cmdline()[:4]) for p in tree]}"
     assert all(child.nice() == worker.nice() + 5 for worker, child in children)

@@ -13,7 +13,7 @@ def test_cpu_seconds_and_rss_cover_the_process_and_its_children(tmp_path):
     launched = Launched([sys.executable, "-c", script], env=dict(os.environ), log=tmp_path / "spin.log", port=1)
     try:
         deadline = time.monotonic() + 10
-        while len(launched._tree()) < 2 and time.monotonic() < deadline:
+        while len(launched.tree()) < 2 and time.monotonic() < deadline:
             time.sleep(0.05)
         first = launched.cpu_seconds()
         deadline = time.monotonic() + 10
