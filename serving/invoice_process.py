@@ -7,25 +7,27 @@ back. Measured with one invoice at a time in flight beside shipments at concurre
 p99 went from 30-39 ms to 212-257 ms. In a child process the two compete for the CPU only, which the
 kernel shares out far more finely.
 
-Each worker starts one child on its first invoice (``spawn``: a fork of a worker with threads running
-is not safe), which builds its own runtime on the same database and online store and decides invoices
-exactly as the worker would (:func:`serving.invoice_decisions.decide_invoices`), one request after
-another. A child that dies is replaced and the request sent again once: a decision it recorded before
+Each worker starts one child (``spawn``: a fork of a worker with threads running is not safe), which
+builds its own runtime on the same database and online store and decides invoices exactly as the worker
+would (:func:`serving.invoice_decisions.decide_invoices`), one request after another. The service warms
+it as it starts (:meth:`InvoiceProcess.warm`, from its readiness check): otherwise the first invoice to
+each worker waited for the child's imports, runtime and model (17 s once in CI). A child that dies is replaced and the request sent again once: a decision it recorded before
 dying is then found by its idempotency key, so a retry never decides twice.
 """
 
 from __future__ import annotations
 
 import multiprocessing
+import os
 import threading
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
 from features.errors import TollgateError
 
 _config: tuple = ()  # the child's copy of the worker's configuration
-_runtime = None  # the child's own runtime, built on its first request
+_runtime = None  # the child's own runtime, built by its warm-up or first request
 
 
 class InvoiceWorkerUnavailable(TollgateError):
@@ -36,8 +38,6 @@ def _start(database_url: str, tracking_uri: str, store_settings, nice: int) -> N
     """In the child, once: its priority and the worker's configuration as the worker read it (not the
     environment again). Nothing here can fail on the database: a failing initializer breaks the pool."""
     global _config
-    import os
-
     if nice:
         os.nice(nice)
     _config = (database_url, tracking_uri, store_settings)
@@ -47,8 +47,6 @@ def _start(database_url: str, tracking_uri: str, store_settings, nice: int) -> N
 def _exit_with(worker: int) -> None:
     """End the child when its worker is gone. The pool's own queues cannot tell it: the child holds both
     ends of them, so a worker killed outright would leave it waiting for work forever."""
-    import os
-
     while os.getppid() == worker:
         time.sleep(1.0)
     os._exit(0)
@@ -64,6 +62,19 @@ def _child_runtime():
         runtime.tracking_uri, runtime.store_settings = tracking_uri, store_settings  # before any model loads
         _runtime = runtime
     return _runtime
+
+
+def _warm() -> dict:
+    """In the child: import, build and load what an invoice decision needs; what it could load."""
+    from features.errors import ModelUnavailable
+    from serving import invoice_decisions  # noqa: F401 - its imports (pandas, the audit features)
+
+    runtime = _child_runtime()
+    try:
+        scorer = runtime.invoice_scorer()
+    except ModelUnavailable as exc:
+        return {"pid": os.getpid(), "invoice_model": None, "reason": str(exc)}
+    return {"pid": os.getpid(), "invoice_model": f"{scorer.model.name}/{scorer.model.version}"}
 
 
 def _decide(invoices: list, header_key: str | None, caller: str | None) -> tuple[str, object]:
@@ -88,6 +99,7 @@ class InvoiceProcess:
     def __init__(self, database_url: str, *, tracking_uri: str, store_settings, nice: int = 0) -> None:
         self._config = (database_url, tracking_uri, store_settings, nice)
         self._pool: ProcessPoolExecutor | None = None
+        self._warming: tuple[ProcessPoolExecutor, Future] | None = None
         self._lock = threading.Lock()
 
     def _executor(self) -> ProcessPoolExecutor:
@@ -102,6 +114,15 @@ class InvoiceProcess:
             if self._pool is pool:
                 self._pool = None
         pool.shutdown(wait=False, cancel_futures=True)
+
+    def warm(self) -> Future:
+        """Start the child if none runs and have it load what an invoice needs, once per child: the
+        future (done when it has) gives its pid and the invoice model it loaded, or None and why not."""
+        pool = self._executor()
+        with self._lock:
+            if self._warming is None or self._warming[0] is not pool:
+                self._warming = (pool, pool.submit(_warm))
+            return self._warming[1]
 
     def child_pids(self) -> list[int]:
         """The running child's process id, if one has started (for tests and diagnostics)."""

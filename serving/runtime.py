@@ -133,6 +133,13 @@ class Runtime:
 
         return decide_invoices(self.decisions, self.invoice_scorer, requests, header_key=header_key, caller=caller)
 
+    def invoices_ready(self) -> bool:
+        """True once invoices need no start-up work: at once on the thread pool; with the invoice
+        process once its child has loaded what it can (the first call starts it warming)."""
+        if self.invoice_process is None:
+            return True
+        return self.invoice_process.warm().done()
+
     @property
     def delay_scorer_loaded(self) -> bool:
         return self._scorer is not None

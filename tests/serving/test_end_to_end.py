@@ -163,6 +163,10 @@ def test_an_invoice_is_decided_in_a_lower_priority_child_of_the_worker(server):
     """No invoice model is trained here: the decision comes back degraded and is not approved, decided in
     the worker's invoice process (serving/invoice_process.py), which runs at the worker's priority + 5."""
     base, key = server
+    # the invoice processes were started and warmed with their workers, before any invoice (readiness
+    # waits for them): the first invoice does not wait for a child's imports and runtime
+    before = [p for p in LAUNCHED[base].tree() if "spawn_main" in " ".join(p.cmdline())]
+    assert len(before) == 2, f"{len(before)} invoice processes for the 2 workers before any invoice"
     invoice = {"invoice_id": "E2E-INV-1", "carrier": "UA", "shipment_id": "E2E-2", "invoice_date": "2013-03-01",
                "currency": "USD", "lines": [{"code": "LINEHAUL", "amount": 900.0}, {"code": "FUEL", "amount": 100.0}],
                "total": 1000.0}
@@ -178,3 +182,4 @@ def test_an_invoice_is_decided_in_a_lower_priority_child_of_the_worker(server):
     children = [(p.parent(), p) for p in tree if "spawn_main" in " ".join(p.cmdline()) and p.ppid() in pids]
     assert children, f"no invoice process in the server's tree {[(p.pid, p.cmdline()[:4]) for p in tree]}"
     assert all(child.nice() == worker.nice() + 5 for worker, child in children)
+    assert {child.pid for _, child in children} == {p.pid for p in before}  # the warmed ones decided

@@ -26,6 +26,30 @@ def test_a_database_the_child_cannot_reach_is_the_workers_operational_error(tmp_
         process.close()
 
 
+def test_warming_a_child_without_an_invoice_model_says_why_and_keeps_the_child(tmp_path):
+    from serving.runtime import build_runtime
+
+    runtime = build_runtime(f"sqlite:///{tmp_path}/t.db")
+    process = runtime.invoice_process = InvoiceProcess(  # an empty registry: no invoice model in it
+        f"sqlite:///{tmp_path}/t.db", tracking_uri=f"sqlite:///{tmp_path}/mlflow.db",
+        store_settings=StoreSettings(repo_dir=tmp_path / "repo"))
+    try:
+        warmed = process.warm()
+        assert process.warm() is warmed  # once per child, however often readiness asks
+        result = warmed.result(timeout=120)
+        assert result["invoice_model"] is None and "invoice_discrepancy" in result["reason"]
+        assert process.child_pids() == [result["pid"]] and runtime.invoices_ready()
+    finally:
+        process.close()
+
+
+def test_invoices_on_the_thread_pool_need_no_warming(tmp_path):
+    from serving.runtime import build_runtime
+
+    runtime = build_runtime(f"sqlite:///{tmp_path}/t.db")
+    assert runtime.invoice_process is None and runtime.invoices_ready()
+
+
 @pytest.mark.parametrize(("text", "nice"), [(None, 5), ("0", 0), (" 12 ", 12)])
 def test_the_invoice_process_priority_comes_from_the_environment(monkeypatch, text, nice):
     if text is None:

@@ -218,6 +218,19 @@ def _killing_submit(monkeypatch, process, times: int) -> list[int]:
     return killed
 
 
+def test_a_warmed_invoice_process_has_the_champion_loaded_and_decides_the_next_invoice(process_api):
+    client, headers, world, runtime = process_api
+    process = runtime.invoice_process
+    process.close()  # a child of its own, whatever the tests before did
+    warmed = process.warm().result(timeout=120)
+    assert warmed["invoice_model"] == "invoice_discrepancy/1" and process.child_pids() == [warmed["pid"]]
+    assert runtime.invoices_ready()
+    r = client.post("/invoices/decide", json=_payload(world, _clean_invoice(world), invoice_id="PROC-WARMED"),
+                    headers=headers)
+    assert r.status_code == 200 and r.json()["model_version"] == "1", r.text
+    assert process.child_pids() == [warmed["pid"]]  # decided by the child that was warmed
+
+
 def test_the_invoice_process_is_replaced_when_it_dies_and_nothing_is_decided_twice(process_api, monkeypatch):
     import psutil
     from sqlalchemy import func, select
