@@ -101,6 +101,25 @@ def _days(n: int):
     return pd.Timedelta(days=n)
 
 
+def _require_champions(names: tuple[str, ...] = ("delay_risk", "invoice_discrepancy")) -> None:
+    """Refuse to start without the models the bench measures (else: a service never ready, 240 s later)."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    from serving.runtime import mlflow_uri
+
+    uri, missing = mlflow_uri(), []
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    for name in names:
+        try:
+            client.get_model_version_by_alias(name, "champion")
+        except MlflowException:
+            missing.append(name)
+    if missing:
+        raise BenchError(f"no champion {' or '.join(missing)} in {uri}: train and promote first "
+                         "(make bootstrap, or tollgate bootstrap)")
+
+
 def _tollgate(tmp: Path) -> tuple[Launched, str]:
     from serving.auth import Role, create_key
     from serving.db import create_schema, make_engine
@@ -175,6 +194,7 @@ def _batch(url: str, bodies: list[dict], key: str, *, rows: int, repeats: int, i
 
 def run(*, seconds: float = 20.0, soak_requests: int = 200_000, batch_repeats: int = 7,
         step: Callable[[str], None] = lambda _: None) -> dict:
+    _require_champions()
     bodies = shipment_bodies()
     with tempfile.TemporaryDirectory(prefix="tollgate-bench-") as name:
         tmp = Path(name)

@@ -70,7 +70,9 @@ class Launched:
         raise LaunchError(f"{self.base}{path} not ready after {timeout:.0f} s: {self.tail()}")
 
     def tail(self, chars: int = 3000) -> str:
-        self._handle.flush()
+        """The log's last ``chars`` characters, also after :meth:`stop` (which closes the handle)."""
+        if not self._handle.closed:
+            self._handle.flush()
         return self.log.read_text(errors="replace")[-chars:]
 
     def tree(self) -> list:

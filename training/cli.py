@@ -190,7 +190,12 @@ def bench(
         raise typer.Exit(code=2)
     figures: dict = {}
     for name in BENCH_SUITES if suite == "all" else [suite]:
-        result = importlib.import_module(BENCH_SUITES[name]).run(step=_Steps(quiet=False))
+        module = importlib.import_module(BENCH_SUITES[name])
+        try:
+            result = module.run(step=_Steps(quiet=False))
+        except getattr(module, "BenchError", ()) as exc:  # a bench that cannot measure says why, no traceback
+            err.print(f"[bold red]error:[/] bench {name}: {exc}")
+            raise typer.Exit(code=1) from None
         figures |= result if name == "http" or suite != "all" else {name: result}
     _emit(figures, as_json, f"benchmark: {suite}")
 

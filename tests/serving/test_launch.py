@@ -24,3 +24,15 @@ def test_cpu_seconds_and_rss_cover_the_process_and_its_children(tmp_path):
     finally:
         launched.stop()
     assert launched.cpu_seconds() == 0.0 and launched.rss() == 0  # gone: nothing to measure, no error
+
+
+def test_a_server_never_ready_is_a_launch_error_quoting_its_log(tmp_path):
+    import pytest
+
+    from serving.launch import LaunchError
+
+    script = "print('listening nowhere', flush=True)\nimport time\ntime.sleep(60)\n"
+    launched = Launched([sys.executable, "-c", script], env=dict(os.environ), log=tmp_path / "idle.log", port=9)
+    with pytest.raises(LaunchError, match="not ready after 2 s: listening nowhere"):
+        launched.wait(timeout=2)
+    assert launched.process.poll() is not None  # stopped, not left behind

@@ -84,3 +84,16 @@ def test_train_delay_json_then_promote(tmp_path):
     assert promoted.exit_code == 0 and json.loads(promoted.stdout)["promoted"] is True
     again = runner.invoke(app, ["promote", "delay_risk", "--json"])
     assert again.exit_code == 1 and "already champion" in json.loads(again.stdout)["reasons"]
+
+
+def test_the_http_bench_without_champion_models_says_so_and_starts_nothing(tmp_path, monkeypatch):
+    import psutil
+
+    import serving.cli  # noqa: F401 - the entry point's module: it adds the http suite to `tollgate bench`
+
+    monkeypatch.setenv("TOLLGATE_MLFLOW_URI", f"sqlite:///{tmp_path}/empty-mlflow.db")
+    before = set(psutil.Process().children(recursive=True))
+    result = runner.invoke(app, ["bench", "--suite", "http"])
+    assert result.exit_code == 1, result.output
+    assert "no champion delay_risk or invoice_discrepancy" in result.output and "make bootstrap" in result.output
+    assert set(psutil.Process().children(recursive=True)) == before  # no server was launched
