@@ -104,17 +104,13 @@ def _days(n: int):
 def _require_champions(names: tuple[str, ...] = ("delay_risk", "invoice_discrepancy")) -> None:
     """Refuse to start without the models the bench measures (else: a service never ready, 240 s later)."""
     from mlflow import MlflowClient
-    from mlflow.exceptions import MlflowException
 
     from serving.runtime import mlflow_uri
+    from training.tracking import CHAMPION, alias_version
 
-    uri, missing = mlflow_uri(), []
+    uri = mlflow_uri()
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
-    for name in names:
-        try:
-            client.get_model_version_by_alias(name, "champion")
-        except MlflowException:
-            missing.append(name)
+    missing = [name for name in names if alias_version(client, name, CHAMPION) is None]
     if missing:
         raise BenchError(f"no champion {' or '.join(missing)} in {uri}: train and promote first "
                          "(make bootstrap, or tollgate bootstrap)")

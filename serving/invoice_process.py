@@ -11,8 +11,9 @@ Each worker starts one child (``spawn``: a fork of a worker with threads running
 builds its own runtime on the same database and online store and decides invoices exactly as the worker
 would (:func:`serving.invoice_decisions.decide_invoices`), one request after another. The service warms
 it as it starts (:meth:`InvoiceProcess.warm`, from its readiness check): otherwise the first invoice to
-each worker waited for the child's imports, runtime and model (17 s once in CI). A child that dies is replaced and the request sent again once: a decision it recorded before
-dying is then found by its idempotency key, so a retry never decides twice.
+each worker waited for the child's imports, runtime and model (17 s once in CI). A child that dies is
+replaced and the request sent again once: a decision it recorded before dying is then found by its
+idempotency key, so a retry never decides twice.
 """
 
 from __future__ import annotations

@@ -86,7 +86,8 @@ class PromotionResult:
     reasons: list[str]
 
 
-def _alias_version(client, name: str, alias: str):
+def alias_version(client, name: str, alias: str):
+    """The version behind ``alias`` of the registered model ``name``, or None."""
     from mlflow.exceptions import MlflowException
 
     try:
@@ -120,8 +121,8 @@ def promote(model_name: str, tolerance: dict[str, float] | None = None) -> Promo
     from mlflow import MlflowClient
 
     client = MlflowClient()
-    challenger = _alias_version(client, model_name, CHALLENGER)
-    champion = _alias_version(client, model_name, CHAMPION)
+    challenger = alias_version(client, model_name, CHALLENGER)
+    champion = alias_version(client, model_name, CHAMPION)
     if challenger is None:
         return PromotionResult(False, model_name, None, champion and champion.version, ["no challenger"])
     if champion is not None and champion.version == challenger.version:

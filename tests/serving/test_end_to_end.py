@@ -159,13 +159,19 @@ def test_keep_alive_connections_end_up_split_evenly_between_the_two_workers(serv
     assert sorted(split.values()) == [4, 4], f"split {dict(split)} after moving {moved} connections"
 
 
+def _invoice_processes(base: str) -> list:
+    """The server's multiprocessing "spawn" children: the workers' invoice processes. Found in its process
+    tree, not through the listening socket (psutil gives a shared socket one of its holders' pids)."""
+    return [p for p in LAUNCHED[base].tree() if "spawn_main" in " ".join(p.cmdline())]
+
+
 def test_an_invoice_is_decided_in_a_lower_priority_child_of_the_worker(server):
     """No invoice model is trained here: the decision comes back degraded and is not approved, decided in
     the worker's invoice process (serving/invoice_process.py), which runs at the worker's priority + 5."""
     base, key = server
     # the invoice processes were started and warmed with their workers, before any invoice (readiness
     # waits for them): the first invoice does not wait for a child's imports and runtime
-    before = [p for p in LAUNCHED[base].tree() if "spawn_main" in " ".join(p.cmdline())]
+    before = _invoice_processes(base)
     assert len(before) == 2, f"{len(before)} invoice processes for the 2 workers before any invoice"
     invoice = {"invoice_id": "E2E-INV-1", "carrier": "UA", "shipment_id": "E2E-2", "invoice_date": "2013-03-01",
                "currency": "USD", "lines": [{"code": "LINEHAUL", "amount": 900.0}, {"code": "FUEL", "amount": 100.0}],
@@ -175,11 +181,7 @@ def test_an_invoice_is_decided_in_a_lower_priority_child_of_the_worker(server):
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["degraded"] and body["degraded_reason"] == "model_unavailable" and body["outcome"] != "approve"
-    # the invoice process is a multiprocessing "spawn" child of a bentoml worker in the server's process tree
-    # (the listening socket cannot name the worker: psutil gives a shared socket one of its holders' pids)
-    tree = LAUNCHED[base].tree()
-    pids = {p.pid for p in tree}
-    children = [(p.parent(), p) for p in tree if "spawn_main" in " ".join(p.cmdline()) and p.ppid() in pids]
-    assert children, f"no invoice process in the server's tree {[(p.pid, p.cmdline()[:4]) for p in tree]}"
+    children = [(p.parent(), p) for p in _invoice_processes(base)]
+    assert children, f"no invoice process in the server's tree {LAUNCHED[base].tree()}"
     assert all(child.nice() == worker.nice() + 5 for worker, child in children)
     assert {child.pid for _, child in children} == {p.pid for p in before}  # the warmed ones decided
