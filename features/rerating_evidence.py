@@ -69,7 +69,10 @@ def facts_context(frame: pd.DataFrame, *, facts: pd.DataFrame, contracts: pd.Dat
     terms = contract_in_force(joined, contracts)
     standard = joined[["mode", "carrier"]].merge(standard_terms(contracts), on=["mode", "carrier"], how="left")
     joined["is_spot"] = terms["contract_id"].isna().to_numpy() & ~joined["facts_missing"]
-    joined["terms_contract_id"] = terms["contract_id"].fillna(standard["contract_id"]).to_numpy()
+    # the contract in force, else the carrier's standard one (both frames are row-aligned with joined); in
+    # numpy, as object: Series.fillna downcast an all-missing column to float with a FutureWarning
+    in_force, fallback = terms["contract_id"].to_numpy(object), standard["contract_id"].to_numpy(object)
+    joined["terms_contract_id"] = np.where(pd.isna(in_force), fallback, in_force)
     for column in ("fuel_base_price", "fuel_step", "fuel_pct_per_step"):
         joined[column] = terms[column].fillna(standard[column]).to_numpy(float)
     for column in ("contract_id", "effective_from", "base_rate", "minimum_charge"):

@@ -83,8 +83,16 @@ def _units(code: ChargeCode, basis: pd.Series, *, frame: pd.DataFrame, free: np.
 
 
 def _per_row(values: pd.Series, ids: np.ndarray, *, fill: object) -> np.ndarray:
-    """Values of distinct contracts spread to rows by factorized id (``-1`` = no contract: ``fill``)."""
-    return values.reset_index(drop=True).reindex(ids).fillna(fill).to_numpy()  # id -1 has no label: fill
+    """Values of distinct contracts spread to rows by factorized id (``-1`` = no contract: ``fill``), as
+    objects (the callers convert them): a missing value is ``fill`` too. In numpy: pandas' ``fillna``
+    downcast an empty object column (no contract at all: the service's one-invoice case) with a
+    FutureWarning on every call."""
+    table = values.to_numpy(object)
+    out = np.full(len(ids), fill, dtype=object)
+    known = ids >= 0
+    out[known] = table[ids[known]]
+    out[pd.isna(out)] = fill
+    return out
 
 
 def expected_accessorials(frame: pd.DataFrame, contracts: pd.DataFrame) -> dict[str, pd.DataFrame]:

@@ -285,3 +285,16 @@ def test_storage_days_grow_with_dwell_and_never_charge_free_time(dwell, free):
     assert 0 <= days[1] - days[0] <= 1
     assert days[0] == 0 if dwell <= free else True
     assert days[0] >= 1 if dwell >= free + 0.001 else True
+
+
+def test_an_invoice_alone_without_terms_is_rerated_without_pandas_downcasting():
+    """An invoice of an unknown shipment, alone: the service reads the contracts of its shipments' lanes
+    only, so it has none (an empty contract frame, no terms to spread to the row). pandas 2 downcast the
+    empty object columns silently and warned on every call (30 warnings an invoice in the service's
+    log); pyproject makes that warning an error here."""
+    heads, lines = _frames([row for row in INVOICES if row[1] == "NOPE"])
+    features = audit_features(heads, lines, facts=pd.DataFrame(FACTS), contracts=_contracts().iloc[0:0],
+                              fuel_index=_fuel())
+    assert list(features.index) == ["AA0001252"]
+    assert features.loc["AA0001252"].notna().any()
+    assert np.isnan(features.loc["AA0001252", "linehaul_expected"])
