@@ -11,8 +11,9 @@ Serving looks reference data up by key at decision time; training reads the same
   a shipment date is looked up exactly rather than "the latest week".
 
 Values keep the canonical file form (numbers typed, dates and instants as ISO 8601 text, empty when
-missing), so an online row goes back through the same validating loader as a file
-(:func:`from_online`). Built by functions, never at import time; ``apply_invoice_definitions`` uses
+missing). A table read back from a file goes through the same validating loader as any file
+(:func:`from_table`); rows read from the online store, which only the validating loader writes, are
+decoded by type into the same frame (:func:`decode_online`). Built by functions, never at import time; ``apply_invoice_definitions`` uses
 Feast's partial apply, which adds and updates objects and never deletes the delay definitions.
 """
 
@@ -27,7 +28,7 @@ import pandas as pd
 from feast import Entity, FeatureService, FeatureView, Field, FileSource, ValueType
 from feast.types import Bool, Float64, Int64, String
 
-from features.reference_checks import Column
+from features.reference_checks import _TRUTH, Column
 from features.reference_io import validate_contracts, validate_fuel_index, validate_shipment_facts
 from features.reference_io_specs import CONTRACT_COLUMNS, DATE_COLUMNS, FACT_COLUMNS, FUEL_COLUMNS
 
@@ -123,6 +124,61 @@ def from_table(kind: str, table: pd.DataFrame) -> pd.DataFrame:
     return VALIDATORS[kind](text.map(lambda v: v if isinstance(v, str) else _plain(v)).reset_index(drop=True))
 
 
+def decode_online(kind: str, table: pd.DataFrame) -> pd.DataFrame:
+    """:func:`from_table` for rows read from the online store, decoded by type without validating again.
+
+    The online store is written only from tables the validating loader produced (``tollgate load``
+    materializes them), so its rows passed every check once. Turning them into text and through the
+    validators a second time cost ~40 ms an online read of one shipment, a quarter of a single invoice
+    decision (docs/decisions.md, session 15). The frame is the very one :func:`from_table` builds, column
+    for column and dtype for dtype (``tests/training/test_load_job.py`` holds the two equal on every
+    stored row). A value that cannot be decoded raises (the scorer's caller turns that into a degraded
+    decision)."""
+    columns = _COLUMNS[kind]
+    if kind == "contracts":
+        texts = [text for text in table["versions"].tolist() if isinstance(text, str) and text]
+        records = {}
+        for text in texts:
+            for record in json.loads(text):
+                records.setdefault(record["contract_id"], record)  # the first of each, as drop_duplicates
+        rows = list(records.values())
+        values = {c.name: [row.get(c.name) for row in rows] for c in columns}
+    else:
+        stamps = table[_TIMESTAMPS[kind]].tolist()
+        keep = [i for i, stamp in enumerate(stamps) if isinstance(stamp, str) and stamp]
+        values = {}
+        for c in columns:
+            column = table[c.name].tolist()
+            values[c.name] = [column[i] for i in keep]
+    frame = pd.DataFrame({c.name: _decoded(c, values[c.name]) for c in columns})
+    if kind == "fuel-index":
+        frame = frame.sort_values(["fuel_kind", "week_start"]).reset_index(drop=True)
+    return frame
+
+
+def _decoded(column: Column, values: list) -> np.ndarray | pd.Series:
+    """One column in the dtype its validator gives it, from online values (missing: None, NaN or '')."""
+    kind = column.kind
+    if kind in ("number", "integer"):
+        out = np.array([np.nan if v is None or v == "" else float(v) for v in values], dtype=float)
+        return out.astype("int64") if kind == "integer" and not column.nullable else out
+    if kind == "bool":
+        out = np.array([_TRUTH[v.strip().lower()] if isinstance(v, str) else v for v in values], dtype=object)
+        return out.astype(bool) if not column.nullable else out
+    if kind in ("timestamp", "date"):
+        text = [v.strip() if isinstance(v, str) and v.strip() else None for v in values]
+        if kind == "date":
+            parsed = pd.to_datetime(pd.Series(text, dtype=object), format="%Y-%m-%d").dt.tz_localize("UTC")
+        else:
+            parsed = pd.to_datetime(pd.Series(text, dtype=object), utc=True, format="ISO8601")
+        return parsed.astype("datetime64[ns, UTC]").reset_index(drop=True)
+    text = [v.strip() if isinstance(v, str) else None for v in values]
+    if kind == "choices":
+        return np.array([v or "" for v in text], dtype=object)
+    return np.array([v or None for v in text], dtype=object)
+
+
+
 def _plain(value: object) -> str:
     if isinstance(value, (bool, np.bool_)):
         return "true" if value else "false"
@@ -174,4 +230,4 @@ def online_reference(store, kind: str, keys: list[str]) -> pd.DataFrame:
     """
     refs = [f"{KINDS[kind]}:{name}" for name in value_columns(kind)]
     rows = [{_KEYS[kind]: key} for key in keys]
-    return from_table(kind, store.get_online_features(features=refs, entity_rows=rows).to_df())
+    return decode_online(kind, store.get_online_features(features=refs, entity_rows=rows).to_df())

@@ -12,10 +12,15 @@ from typer.testing import CliRunner
 from features import store as delay_store
 from features.feast_invoice_defs import (
     FEATURE_SERVICE,
+    KINDS,
+    _KEYS,
     contract_lane_key,
+    decode_online,
+    from_table,
     fuel_week_key,
     online_reference,
     table_path,
+    value_columns,
 )
 from features.invoice_world import generate_world, save_world
 from features.reference_io import write_table
@@ -65,6 +70,42 @@ def test_loaded_reference_is_looked_up_online_by_key(world, files, tmp_path):
     price = online_reference(store, "fuel-index", [fuel_week_key(week["fuel_kind"], week["week_start"])])
     assert price["price_per_gallon"].tolist() == [week["price_per_gallon"]]
     assert store.get_feature_service(FEATURE_SERVICE) is not None
+
+
+def _online_rows(store, kind: str, keys: list[str]) -> pd.DataFrame:
+    refs = [f"{KINDS[kind]}:{name}" for name in value_columns(kind)]
+    return store.get_online_features(features=refs, entity_rows=[{_KEYS[kind]: k} for k in keys]).to_df()
+
+
+def test_online_rows_decoded_by_type_are_the_frame_the_validating_loader_gives(world, files, tmp_path):
+    """The serving path skips the second validation of online rows (decode_online): it must build the
+    very frame from_table builds, dtypes included, for every stored row, read all at once and one by one."""
+    settings = _settings(tmp_path)
+    for kind, name in (("contracts", "contracts"), ("shipments", "shipment_facts"), ("fuel-index", "fuel_index")):
+        load_reference(kind, files[name], settings=settings)
+    store = open_store(settings)
+    keys = {"shipments": world.shipment_facts["shipment_id"].tolist(),
+            "contracts": list(dict.fromkeys(contract_lane_key(world.contracts))),
+            "fuel-index": fuel_week_key(world.fuel_index["fuel_kind"], world.fuel_index["week_start"]).tolist()}
+    nullable_empty = world.shipment_facts["actual_arrival"].isna() | world.shipment_facts["length_cm"].isna()
+    assert nullable_empty.any()  # rows with empty optional values are among those compared
+    for kind, wanted in keys.items():
+        everything = _online_rows(store, kind, [*wanted[::-1], "NO-SUCH-KEY"])  # not in stored order
+        decoded = decode_online(kind, everything)
+        assert len(decoded) >= len(wanted) and "NO-SUCH-KEY" not in decoded.iloc[:, 0].tolist()
+        pd.testing.assert_frame_equal(decoded, from_table(kind, everything))
+        for key in [*wanted[:25], "NO-SUCH-KEY"]:
+            rows = _online_rows(store, kind, [key])
+            pd.testing.assert_frame_equal(decode_online(kind, rows), from_table(kind, rows))
+
+
+def test_an_online_value_that_cannot_be_decoded_raises(world, files, tmp_path):
+    settings = _settings(tmp_path)
+    load_reference("shipments", files["shipment_facts"], settings=settings)
+    rows = _online_rows(open_store(settings), "shipments", world.shipment_facts["shipment_id"].head(2).tolist())
+    rows.loc[1, "scheduled_arrival"] = "not a time"
+    with pytest.raises(ValueError, match="not a time"):
+        decode_online("shipments", rows)
 
 
 def test_reload_replaces_records_with_the_same_identity(world, files, tmp_path):
