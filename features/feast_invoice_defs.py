@@ -13,8 +13,9 @@ Serving looks reference data up by key at decision time; training reads the same
 Values keep the canonical file form (numbers typed, dates and instants as ISO 8601 text, empty when
 missing). A table read back from a file goes through the same validating loader as any file
 (:func:`from_table`); rows read from the online store, which only the validating loader writes, are
-decoded by type into the same frame (:func:`decode_online`). Built by functions, never at import time; ``apply_invoice_definitions`` uses
-Feast's partial apply, which adds and updates objects and never deletes the delay definitions.
+decoded by type into the same frame (:func:`decode_online`). Built by functions, never at import time;
+``apply_invoice_definitions`` uses Feast's partial apply, which adds and updates objects and never
+deletes the delay definitions.
 """
 
 from __future__ import annotations
@@ -132,8 +133,8 @@ def decode_online(kind: str, table: pd.DataFrame) -> pd.DataFrame:
     validators a second time cost ~40 ms an online read of one shipment, a quarter of a single invoice
     decision (docs/decisions.md, session 15). The frame is the very one :func:`from_table` builds, column
     for column and dtype for dtype (``tests/training/test_load_job.py`` holds the two equal on every
-    stored row). A value that cannot be decoded raises (the scorer's caller turns that into a degraded
-    decision)."""
+    stored row). A value that cannot be decoded, or a required one that is missing, raises (the scorer's
+    caller turns that into a degraded decision)."""
     columns = _COLUMNS[kind]
     if kind == "contracts":
         texts = [text for text in table["versions"].tolist() if isinstance(text, str) and text]
@@ -150,6 +151,9 @@ def decode_online(kind: str, table: pd.DataFrame) -> pd.DataFrame:
         for c in columns:
             column = table[c.name].tolist()
             values[c.name] = [column[i] for i in keep]
+    for c in columns:
+        if not c.nullable and any(_missing(v) for v in values[c.name]):
+            raise ValueError(f"{kind}: column '{c.name}' has no value in a row read online (one is required)")
     frame = pd.DataFrame({c.name: _decoded(c, values[c.name]) for c in columns})
     if kind == "fuel-index":
         frame = frame.sort_values(["fuel_kind", "week_start"]).reset_index(drop=True)
@@ -177,6 +181,10 @@ def _decoded(column: Column, values: list) -> np.ndarray | pd.Series:
         return np.array([v or "" for v in text], dtype=object)
     return np.array([v or None for v in text], dtype=object)
 
+
+def _missing(value: object) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip()) or (
+        isinstance(value, float) and value != value)
 
 
 def _plain(value: object) -> str:

@@ -99,13 +99,20 @@ def test_online_rows_decoded_by_type_are_the_frame_the_validating_loader_gives(w
             pd.testing.assert_frame_equal(decode_online(kind, rows), from_table(kind, rows))
 
 
-def test_an_online_value_that_cannot_be_decoded_raises(world, files, tmp_path):
+def test_an_online_value_that_cannot_be_decoded_or_is_missing_raises(world, files, tmp_path):
     settings = _settings(tmp_path)
     load_reference("shipments", files["shipment_facts"], settings=settings)
     rows = _online_rows(open_store(settings), "shipments", world.shipment_facts["shipment_id"].head(2).tolist())
-    rows.loc[1, "scheduled_arrival"] = "not a time"
+    bad_time = rows.copy()
+    bad_time.loc[1, "scheduled_arrival"] = "not a time"
     with pytest.raises(ValueError, match="not a time"):
-        decode_online("shipments", rows)
+        decode_online("shipments", bad_time)
+    for column in ("cancelled", "pieces", "carrier"):  # required: never read as False, garbage or None
+        no_value = rows.astype({column: object})
+        no_value.loc[1, column] = None
+        with pytest.raises(ValueError, match=f"column '{column}' has no value"):
+            decode_online("shipments", no_value)
+    assert len(decode_online("shipments", rows)) == 2
 
 
 def test_reload_replaces_records_with_the_same_identity(world, files, tmp_path):
