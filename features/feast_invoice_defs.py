@@ -133,8 +133,9 @@ def decode_online(kind: str, table: pd.DataFrame) -> pd.DataFrame:
     validators a second time cost ~40 ms an online read of one shipment, a quarter of a single invoice
     decision (docs/decisions.md, session 15). The frame is the very one :func:`from_table` builds, column
     for column and dtype for dtype (``tests/training/test_load_job.py`` holds the two equal on every
-    stored row). A value that cannot be decoded, or a required one that is missing, raises (the scorer's
-    caller turns that into a degraded decision)."""
+    stored row). What raises (the scorer's caller turns it into a degraded decision): a value of the
+    wrong type or that cannot be parsed, a required value missing, and a key twice in one read. Ranges,
+    patterns and the cross-field rules are the loader's and are not checked again."""
     columns = _COLUMNS[kind]
     if kind == "contracts":
         texts = [text for text in table["versions"].tolist() if isinstance(text, str) and text]
@@ -151,40 +152,77 @@ def decode_online(kind: str, table: pd.DataFrame) -> pd.DataFrame:
         for c in columns:
             column = table[c.name].tolist()
             values[c.name] = [column[i] for i in keep]
-    for c in columns:
-        if not c.nullable and any(_missing(v) for v in values[c.name]):
-            raise ValueError(f"{kind}: column '{c.name}' has no value in a row read online (one is required)")
-    frame = pd.DataFrame({c.name: _decoded(c, values[c.name]) for c in columns})
+    frame = pd.DataFrame({c.name: _decoded(kind, c, values[c.name]) for c in columns})
+    identity = list(RECORD_KEYS[kind])
+    if frame.duplicated(identity).any():
+        raise ValueError(f"{kind}: {'/'.join(identity)} read twice in one online read")
     if kind == "fuel-index":
         frame = frame.sort_values(["fuel_kind", "week_start"]).reset_index(drop=True)
     return frame
 
 
-def _decoded(column: Column, values: list) -> np.ndarray | pd.Series:
+def _decoded(kind: str, column: Column, values: list) -> np.ndarray | pd.Series:
     """One column in the dtype its validator gives it, from online values (missing: None, NaN or '')."""
-    kind = column.kind
-    if kind in ("number", "integer"):
-        out = np.array([np.nan if v is None or v == "" else float(v) for v in values], dtype=float)
-        return out.astype("int64") if kind == "integer" and not column.nullable else out
-    if kind == "bool":
-        out = np.array([_TRUTH[v.strip().lower()] if isinstance(v, str) else v for v in values], dtype=object)
-        return out.astype(bool) if not column.nullable else out
-    if kind in ("timestamp", "date"):
-        text = [v.strip() if isinstance(v, str) and v.strip() else None for v in values]
-        if kind == "date":
-            parsed = pd.to_datetime(pd.Series(text, dtype=object), format="%Y-%m-%d").dt.tz_localize("UTC")
+    if column.kind in ("number", "integer"):
+        out = np.array([_number(column, v) for v in values], dtype=float)
+        missing = np.isnan(out)
+    elif column.kind == "bool":
+        out = np.array([_flag(column, v) for v in values], dtype=object)
+        missing = np.array([v is None for v in out], dtype=bool)
+    elif column.kind in ("timestamp", "date"):
+        text = pd.Series([_text(column, v) for v in values], dtype=object)
+        if column.kind == "date":
+            parsed = pd.to_datetime(text, format="%Y-%m-%d").dt.tz_localize("UTC")
         else:
-            parsed = pd.to_datetime(pd.Series(text, dtype=object), utc=True, format="ISO8601")
-        return parsed.astype("datetime64[ns, UTC]").reset_index(drop=True)
-    text = [v.strip() if isinstance(v, str) else None for v in values]
-    if kind == "choices":
-        return np.array([v or "" for v in text], dtype=object)
-    return np.array([v or None for v in text], dtype=object)
+            parsed = pd.to_datetime(text, utc=True, format="ISO8601")
+        out = parsed.astype("datetime64[ns, UTC]").reset_index(drop=True)
+        missing = out.isna().to_numpy()
+    else:
+        text = [_text(column, v) for v in values]
+        out = np.array([v or "" for v in text] if column.kind == "choices" else text, dtype=object)
+        missing = np.array([v is None for v in text], dtype=bool)
+    if not column.nullable and missing.any():
+        raise ValueError(f"{kind}: column '{column.name}' has no value in a row read online (one is required)")
+    if column.kind == "integer" and not column.nullable:
+        return out.astype("int64")
+    return out.astype(bool) if column.kind == "bool" and not column.nullable else out
 
 
-def _missing(value: object) -> bool:
-    return value is None or (isinstance(value, str) and not value.strip()) or (
-        isinstance(value, float) and value != value)
+def _absent(value: object) -> bool:
+    return value is None or (isinstance(value, float) and value != value)
+
+
+def _number(column: Column, value: object) -> float:
+    if _absent(value) or value == "":
+        return np.nan
+    if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_)):
+        return float(value)
+    if isinstance(value, str):
+        number = float(value)  # raises on text that is not a number
+        if number == number:
+            return number
+    raise ValueError(f"column '{column.name}': {value!r} is not a number")
+
+
+def _flag(column: Column, value: object) -> bool | None:
+    if _absent(value):
+        return None
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in _TRUTH:
+        return _TRUTH[value.strip().lower()]
+    if isinstance(value, str) and not value.strip():
+        return None
+    raise ValueError(f"column '{column.name}': {value!r} is not true or false")
+
+
+def _text(column: Column, value: object) -> str | None:
+    """Stripped text, None when empty or missing; a value of another type raises."""
+    if _absent(value):
+        return None
+    if isinstance(value, str):
+        return value.strip() or None
+    raise ValueError(f"column '{column.name}': {value!r} is not text")
 
 
 def _plain(value: object) -> str:
@@ -231,7 +269,8 @@ def write_reference_table(kind: str, table: pd.DataFrame, *, data_dir: Path) -> 
 
 
 def online_reference(store, kind: str, keys: list[str]) -> pd.DataFrame:
-    """Online lookup of one kind by key (see the module docstring), as a canonical validated frame.
+    """Online lookup of one kind by key (see the module docstring), as the canonical frame the
+    validating loader gives (:func:`decode_online`).
 
     Keys with nothing stored are left out; for contracts the frame holds every version of each lane,
     and the caller picks the row in force on the shipment date (as re-rating does).

@@ -130,13 +130,16 @@ def _parse_bool(raw: pd.Series, col: Column, *, record: str) -> pd.Series:
 
 
 def _parse_choices(raw: pd.Series, col: Column, *, record: str) -> pd.Series:
-    """Semicolon-separated codes, e.g. ``pickup;screening``; empty means none."""
+    """Semicolon-separated codes, e.g. ``pickup;screening``; empty means none. Kept in one spelling,
+    each code stripped and empty ones left out (``pickup; screening;`` is ``pickup;screening``): the
+    re-rating splits on ``;`` and would not see `` screening`` as the screening it is."""
     text = _text(raw).fillna("")
     tokens = text.str.split(";").explode().str.strip()
     bad_token = (tokens != "") & ~tokens.isin(col.choices)
     bad_rows = bad_token.groupby(level=0).any().reindex(raw.index, fill_value=False)
     refuse(record, col.name, bad=bad_rows, why=f"codes must be among {list(col.choices)}", shown=raw)
-    return text.astype(object)
+    kept = tokens[tokens != ""].groupby(level=0).agg(";".join)
+    return kept.reindex(text.index, fill_value="").astype(object)
 
 
 _PARSERS = {"text": _parse_text, "choice": _parse_text, "json": _parse_text, "number": _parse_number,

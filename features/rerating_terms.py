@@ -92,15 +92,21 @@ def _units(code: ChargeCode, basis: np.ndarray, *, facts: dict[str, np.ndarray],
 
 def _price_lists(contracts: pd.DataFrame, distinct: pd.Index) -> dict[str, dict[str, np.ndarray]]:
     """Per accessorial code, the price list fields (basis, rate, minimum, free_hours) of each of the
-    ``distinct`` contracts, as object arrays in their order; None where the contract does not price the
-    code (or leaves the field out)."""
+    ``distinct`` contracts, as object arrays in their order: None where the contract does not price the
+    code (a minimum or free time left out of a price is 0.0: :func:`contract_accessorial_table`). A
+    contract that prices a code twice, or two contracts under one id, raise ValueError: which price
+    applies would be a guess (the loaders refuse both)."""
     wanted = {cid: i for i, cid in enumerate(distinct)}
     table = contract_accessorial_table(contracts)
     out: dict[str, dict[str, np.ndarray]] = {}
+    seen: set[tuple[str, str]] = set()
     for cid, code, *fields in table[["contract_id", "code", *_PRICE_FIELDS]].itertuples(index=False):
         row = wanted.get(cid)
         if row is None:
             continue
+        if (cid, code) in seen:
+            raise ValueError(f"contract {cid} prices {code} more than once")
+        seen.add((cid, code))
         arrays = out.setdefault(code, {f: np.full(len(distinct), None, dtype=object) for f in _PRICE_FIELDS})
         for field, value in zip(_PRICE_FIELDS, fields, strict=True):
             arrays[field][row] = value

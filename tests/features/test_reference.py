@@ -26,6 +26,7 @@ from features.reference_io import (
     load_fuel_index,
     load_invoices,
     load_shipment_facts,
+    validate_shipment_facts,
     write_table,
 )
 from features.reference_pricing import billable_periods, chargeable_weight_kg, fuel_surcharge_pct, round_cents
@@ -272,3 +273,12 @@ def test_missing_or_foreign_files_are_refused(tmp_path):
     (tmp_path / "fuel.xlsx").write_text("x")
     with pytest.raises(InvalidInput, match="expected .csv or .parquet"):
         load_fuel_index(tmp_path / "fuel.xlsx")
+
+
+def test_requested_services_are_kept_in_one_spelling():
+    """``pickup; screening`` passes the code check token by token; it must also be stored as
+    ``pickup;screening``, or re-rating (which splits on ';') would not see the screening it backs."""
+    raw = _facts_frame().assign(requested_services=[" pickup ; screening;", ";"])
+    assert validate_shipment_facts(raw)["requested_services"].tolist() == ["pickup;screening", ""]
+    with pytest.raises(InvalidInput, match="requested_services"):
+        validate_shipment_facts(_facts_frame().assign(requested_services=["pickup; liftgate", ""]))

@@ -298,3 +298,15 @@ def test_an_invoice_alone_without_terms_is_rerated_without_pandas_downcasting():
     assert list(features.index) == ["AA0001252"]
     assert features.loc["AA0001252"].notna().any()
     assert np.isnan(features.loc["AA0001252", "linehaul_expected"])
+
+
+def test_a_contract_pricing_an_accessorial_twice_is_refused_not_guessed():
+    from features.rerating_terms import expected_accessorials
+
+    frame = pd.DataFrame([_fact("S1", services="pickup")]).assign(
+        terms_contract_id="AA-JFK-LAX-A", chargeable_weight_kg=200.0)
+    twice = _contracts().assign(accessorials=json.dumps([*PRICES, {"code": "pickup", "basis": "flat",
+                                                                   "rate": 90.0}]))
+    assert expected_accessorials(frame, _contracts())["amount"].loc[0, "pickup"] == 60.0
+    with pytest.raises(ValueError, match="prices pickup more than once"):
+        expected_accessorials(frame, twice)

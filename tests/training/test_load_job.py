@@ -77,42 +77,70 @@ def _online_rows(store, kind: str, keys: list[str]) -> pd.DataFrame:
     return store.get_online_features(features=refs, entity_rows=[{_KEYS[kind]: k} for k in keys]).to_df()
 
 
-def test_online_rows_decoded_by_type_are_the_frame_the_validating_loader_gives(world, files, tmp_path):
-    """The serving path skips the second validation of online rows (decode_online): it must build the
-    very frame from_table builds, dtypes included, for every stored row, read all at once and one by one."""
-    settings = _settings(tmp_path)
+@pytest.fixture(scope="module")
+def loaded_store(world, files, tmp_path_factory):
+    settings = _settings(tmp_path_factory.mktemp("decode"))
     for kind, name in (("contracts", "contracts"), ("shipments", "shipment_facts"), ("fuel-index", "fuel_index")):
         load_reference(kind, files[name], settings=settings)
-    store = open_store(settings)
-    keys = {"shipments": world.shipment_facts["shipment_id"].tolist(),
+    return open_store(settings)
+
+
+def _stored_keys(world) -> dict[str, list[str]]:
+    return {"shipments": world.shipment_facts["shipment_id"].tolist(),
             "contracts": list(dict.fromkeys(contract_lane_key(world.contracts))),
             "fuel-index": fuel_week_key(world.fuel_index["fuel_kind"], world.fuel_index["week_start"]).tolist()}
-    nullable_empty = world.shipment_facts["actual_arrival"].isna() | world.shipment_facts["length_cm"].isna()
-    assert nullable_empty.any()  # rows with empty optional values are among those compared
-    for kind, wanted in keys.items():
-        everything = _online_rows(store, kind, [*wanted[::-1], "NO-SUCH-KEY"])  # not in stored order
+
+
+def test_online_rows_decoded_by_type_are_the_frame_the_validating_loader_gives(world, loaded_store):
+    """The serving path skips the second validation of online rows (decode_online): it must build the
+    very frame from_table builds, values exactly and dtypes, for every stored row, read all at once and
+    one by one."""
+    facts = world.shipment_facts
+    with_empties = facts.loc[facts["actual_arrival"].isna() | facts["length_cm"].isna(), "shipment_id"]
+    assert len(with_empties) >= 3  # rows with empty optional values are among those read one by one
+    rows_of = {"shipments": len(facts), "contracts": len(world.contracts), "fuel-index": len(world.fuel_index)}
+    key_column = {"shipments": "shipment_id", "contracts": "contract_id", "fuel-index": "fuel_kind"}
+    for kind, wanted in _stored_keys(world).items():
+        everything = _online_rows(loaded_store, kind, [*wanted[::-1], "NO-SUCH-KEY"])  # not in stored order
         decoded = decode_online(kind, everything)
-        assert len(decoded) >= len(wanted) and "NO-SUCH-KEY" not in decoded.iloc[:, 0].tolist()
-        pd.testing.assert_frame_equal(decoded, from_table(kind, everything))
-        for key in [*wanted[:25], "NO-SUCH-KEY"]:
-            rows = _online_rows(store, kind, [key])
-            pd.testing.assert_frame_equal(decode_online(kind, rows), from_table(kind, rows))
+        assert len(decoded) == rows_of[kind] and "NO-SUCH-KEY" not in set(decoded[key_column[kind]])
+        pd.testing.assert_frame_equal(decoded, from_table(kind, everything), check_exact=True)
+        one_by_one = [*wanted[:25], *(with_empties.head(5) if kind == "shipments" else []), "NO-SUCH-KEY"]
+        for key in one_by_one:
+            rows = _online_rows(loaded_store, kind, [key])
+            pd.testing.assert_frame_equal(decode_online(kind, rows), from_table(kind, rows), check_exact=True)
 
 
-def test_an_online_value_that_cannot_be_decoded_or_is_missing_raises(world, files, tmp_path):
-    settings = _settings(tmp_path)
-    load_reference("shipments", files["shipment_facts"], settings=settings)
-    rows = _online_rows(open_store(settings), "shipments", world.shipment_facts["shipment_id"].head(2).tolist())
-    bad_time = rows.copy()
-    bad_time.loc[1, "scheduled_arrival"] = "not a time"
-    with pytest.raises(ValueError, match="not a time"):
-        decode_online("shipments", bad_time)
-    for column in ("cancelled", "pieces", "carrier"):  # required: never read as False, garbage or None
-        no_value = rows.astype({column: object})
-        no_value.loc[1, column] = None
-        with pytest.raises(ValueError, match=f"column '{column}' has no value"):
-            decode_online("shipments", no_value)
-    assert len(decode_online("shipments", rows)) == 2
+def _refused(kind: str, rows: pd.DataFrame, column: str, value, match: str) -> None:
+    bad = rows.astype({column: object})
+    bad.loc[1, column] = value
+    with pytest.raises(ValueError, match=match):
+        decode_online(kind, bad)
+
+
+def test_an_online_value_of_the_wrong_type_missing_or_read_twice_raises(world, loaded_store):
+    keys = _stored_keys(world)
+    shipments = _online_rows(loaded_store, "shipments", keys["shipments"][:2])
+    _refused("shipments", shipments, "scheduled_arrival", "not a time", "not a time")
+    _refused("shipments", shipments, "scheduled_arrival", 20131226, "is not text")
+    _refused("shipments", shipments, "cancelled", "maybe", "not true or false")
+    _refused("shipments", shipments, "pieces", "nan", "not a number")
+    _refused("shipments", shipments, "carrier", 7, "is not text")
+    for column in ("cancelled", "pieces", "carrier", "ship_date"):  # required: never False, garbage or None
+        for empty in (None, ""):
+            _refused("shipments", shipments, column, empty, f"column '{column}' has no value")
+    twice = pd.concat([shipments, shipments.iloc[[0]]], ignore_index=True)
+    with pytest.raises(ValueError, match="read twice"):
+        decode_online("shipments", twice)
+    fuel = _online_rows(loaded_store, "fuel-index", keys["fuel-index"][:2])
+    _refused("fuel-index", fuel, "price_per_gallon", None, "column 'price_per_gallon' has no value")
+    contracts = _online_rows(loaded_store, "contracts", keys["contracts"][:2])
+    records = json.loads(contracts.loc[1, "versions"])
+    _refused("contracts", contracts, "versions", json.dumps([{**records[0], "effective_from": 20240101},
+                                                             *records[1:]]), "is not text")
+    del records[0]["base_rate"]
+    _refused("contracts", contracts, "versions", json.dumps(records), "column 'base_rate' has no value")
+    assert len(decode_online("shipments", shipments)) == 2 and len(decode_online("fuel-index", fuel)) == 2
 
 
 def test_reload_replaces_records_with_the_same_identity(world, files, tmp_path):
