@@ -175,7 +175,7 @@ def _decoded(kind: str, column: Column, values: list) -> np.ndarray | pd.Series:
             parsed = pd.to_datetime(text, format="%Y-%m-%d").dt.tz_localize("UTC")
         else:
             parsed = pd.to_datetime(text, utc=True, format="ISO8601")
-        out = parsed.astype("datetime64[ns, UTC]").reset_index(drop=True)
+        out = parsed.astype("datetime64[ns, UTC]")
         missing = out.isna().to_numpy()
     else:
         text = [_text(column, v) for v in values]
@@ -209,10 +209,11 @@ def _flag(column: Column, value: object) -> bool | None:
         return None
     if isinstance(value, (bool, np.bool_)):
         return bool(value)
-    if isinstance(value, str) and value.strip().lower() in _TRUTH:
-        return _TRUTH[value.strip().lower()]
-    if isinstance(value, str) and not value.strip():
+    text = value.strip().lower() if isinstance(value, str) else None
+    if text == "":
         return None
+    if text in _TRUTH:
+        return _TRUTH[text]
     raise ValueError(f"column '{column.name}': {value!r} is not true or false")
 
 
