@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from features.feast_defs import TABLES, feature_columns
-from features.live import derive_features
+from features.live import EQUIPMENT_COLUMNS, derive_features, equipment_unknown_after
 from features.schemas import DECISION_LEAD_MINUTES
 from features.transforms import BUSINESS_TIMEZONE, decision_times, request_features
 
@@ -23,6 +23,7 @@ _LOCAL = ZoneInfo(BUSINESS_TIMEZONE)
 _LEAD = timedelta(minutes=DECISION_LEAD_MINUTES)
 _EPOCH = LOOKED_UP.index("eq_last_departure_epoch")
 _BLOCK = LOOKED_UP.index("eq_last_sched_block_minutes")
+_EQUIPMENT = [LOOKED_UP.index(c) for c in EQUIPMENT_COLUMNS]
 
 
 def model_frame(shipments: pd.DataFrame, looked_up: pd.DataFrame) -> pd.DataFrame:
@@ -82,11 +83,16 @@ def model_columns(shipments: Sequence[Mapping], looked_up: np.ndarray) -> dict[s
         "sched_block_minutes": np.array([(s["scheduled_arrival"] - s["scheduled_departure"]).total_seconds() / 60.0
                                          for s in shipments], dtype=float),
     }
+    decided = np.array([(s["scheduled_departure"] - _LEAD).timestamp() for s in shipments], dtype=float)
+    since = (decided - looked_up[:, _EPOCH]) / 60.0
+    later = equipment_unknown_after(since)  # as derive_features: a departure after the decision is unknown
+    if later.any():
+        looked_up = looked_up.copy()
+        looked_up[np.ix_(later, _EQUIPMENT)] = np.nan
+        since = np.where(later, np.nan, since)
     for j, name in enumerate(LOOKED_UP):
         if j != _EPOCH:
             columns[name] = looked_up[:, j]
-    decided = np.array([(s["scheduled_departure"] - _LEAD).timestamp() for s in shipments], dtype=float)
-    since = (decided - looked_up[:, _EPOCH]) / 60.0
     columns["eq_minutes_since_last_departure"] = since
     columns["eq_rotation_slack_minutes"] = since + DECISION_LEAD_MINUTES - 2.0 * looked_up[:, _BLOCK]
     return columns

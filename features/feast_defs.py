@@ -14,7 +14,7 @@ from pathlib import Path
 from feast import Entity, FeatureService, FeatureView, Field, FileSource, PushSource, ValueType
 from feast.types import Float64
 
-from features.live import DEST_COLUMNS, LIVE_COLUMNS
+from features.live import DEST_COLUMNS, EQUIPMENT_COLUMNS, LIVE_COLUMNS
 
 FEATURE_SERVICE = "delay_risk_v1"
 
@@ -52,7 +52,7 @@ def feature_columns(table: str) -> list[str]:
     if table == "dest_live":
         return [f"dest_live_{name}" for name in DEST_COLUMNS]
     if table == "equipment_rotation":
-        return ["eq_last_dep_delay", "eq_last_departure_epoch", "eq_last_sched_block_minutes"]
+        return list(EQUIPMENT_COLUMNS)
     raise KeyError(table)
 
 

@@ -139,6 +139,10 @@ def destination_live(history: pd.DataFrame, *, queries: pd.DataFrame) -> pd.Data
     return out.sort_values(["event_timestamp", "destination"]).reset_index(drop=True)
 
 
+EQUIPMENT_COLUMNS = ("eq_last_dep_delay", "eq_last_departure_epoch", "eq_last_sched_block_minutes")
+"""The equipment_rotation view's values, in its fixed order."""
+
+
 def equipment_rotation(history: pd.DataFrame) -> pd.DataFrame:
     """One row per actual departure of a known piece of equipment, stamped when it departed."""
     departed = history[history["actual_departure"].notna() & history["equipment_id"].notna()]
@@ -156,12 +160,28 @@ def equipment_rotation(history: pd.DataFrame) -> pd.DataFrame:
 
 
 def derive_features(frame: pd.DataFrame, decision_time: pd.Series) -> pd.DataFrame:
-    """Features computed from looked-up values and the decision time (training and serving alike)."""
+    """Features computed from looked-up values and the decision time (training and serving alike).
+
+    An equipment row whose departure came after the decision time is not the row as of that time: the
+    point-in-time join never returns one, but an online store holds only the latest departure (a
+    decision asked for after its decision time, or a replayed one). Its values are then unknown, as
+    for equipment never seen (:func:`equipment_unknown_after`)."""
     out = frame.copy()
     since = decision_time.astype("int64").to_numpy() / 1e9 - out["eq_last_departure_epoch"].to_numpy(dtype=float)
+    later = equipment_unknown_after(since)
+    if later.any():
+        out.loc[later, [c for c in EQUIPMENT_COLUMNS if c in out.columns]] = np.nan
+        since = np.where(later, np.nan, since)
     out["eq_minutes_since_last_departure"] = since / 60.0
     # Time left for the out-and-back trip before this departure: negative means the equipment cannot be
     # back in time even if everything runs to schedule from now on.
     out["eq_rotation_slack_minutes"] = (since / 60.0 + DECISION_LEAD_MINUTES
                                         - 2.0 * out["eq_last_sched_block_minutes"].to_numpy(dtype=float))
     return out.drop(columns=["eq_last_departure_epoch"])
+
+
+def equipment_unknown_after(since: np.ndarray) -> np.ndarray:
+    """Rows whose looked-up equipment departure is later than the decision time (``since``: decision time
+    minus that departure, any unit; NaN where no departure is known). Training never sees such a row; a
+    value from after the decision gave the delay model log-odds of +3.5 once (minus ten days, a replay)."""
+    return ~np.isnan(since) & (since < 0)

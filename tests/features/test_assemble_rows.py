@@ -56,8 +56,11 @@ def test_model_columns_equal_the_model_frame(shipments):
     epoch = LOOKED_UP.index("eq_last_departure_epoch")
     departures = shipments["scheduled_departure"].dt.tz_convert("UTC").astype("int64").to_numpy() / 1e9
     looked_up[:, epoch] = departures - rng.uniform(3_600, 40_000, len(shipments))
+    looked_up[::9, epoch] = departures[::9] + rng.uniform(0, 20 * 86_400, len(departures[::9]))  # a later trip
     expected = model_frame(shipments, pd.DataFrame(looked_up, columns=LOOKED_UP))
+    before = looked_up.copy()
     got = model_columns(_rows(shipments), looked_up)
+    np.testing.assert_array_equal(looked_up, before)  # the caller's array is left as it was
     assert list(got) == list(expected.columns)
     for name in expected.columns:
         want = expected[name].to_numpy()
@@ -66,3 +69,23 @@ def test_model_columns_equal_the_model_frame(shipments):
         else:
             np.testing.assert_allclose(np.asarray(got[name], dtype=float), want.astype(float), rtol=1e-12,
                                        atol=1e-9, equal_nan=True, err_msg=name)
+
+
+def test_an_equipment_departure_after_the_decision_time_is_unknown_in_both_assemblies(shipments):
+    """The online store keeps only the latest departure: one after this shipment's decision time (two
+    hours before its scheduled departure) is not the value as of then, and both paths drop it."""
+    frame = shipments.iloc[:4].reset_index(drop=True)
+    decided = (frame["scheduled_departure"].dt.tz_convert("UTC").astype("int64").to_numpy() / 1e9) - 7_200
+    looked_up = np.full((4, len(LOOKED_UP)), 7.0)
+    epoch = LOOKED_UP.index("eq_last_departure_epoch")
+    # 10 days after, 1 s after, exactly at, and 95 minutes before the decision time
+    looked_up[:, epoch] = decided + np.array([864_000.0, 1.0, 0.0, -5_700.0])
+    got = model_columns(_rows(frame), looked_up)
+    expected = model_frame(frame, pd.DataFrame(looked_up, columns=LOOKED_UP))
+    for name in ("eq_last_dep_delay", "eq_last_sched_block_minutes", "eq_minutes_since_last_departure",
+                 "eq_rotation_slack_minutes"):
+        np.testing.assert_array_equal(np.isnan(np.asarray(got[name], dtype=float)), [True, True, False, False], name)
+        np.testing.assert_allclose(np.asarray(got[name], dtype=float), expected[name].to_numpy(float), equal_nan=True)
+    assert list(got["eq_minutes_since_last_departure"][2:]) == [0.0, 95.0]
+    assert list(got["eq_last_dep_delay"][2:]) == [7.0, 7.0]
+    assert list(got["carrier_late_rate_30d"]) == [7.0] * 4  # the other views are untouched

@@ -71,3 +71,19 @@ def test_derive_minutes_since_the_equipment_last_departed():
     assert out["eq_rotation_slack_minutes"].iloc[0] == 95.0
     assert np.isnan(out["eq_minutes_since_last_departure"].iloc[1])
     assert "eq_last_departure_epoch" not in out
+
+
+def test_derive_drops_an_equipment_row_from_after_the_decision_time():
+    decision = pd.Timestamp("2013-01-01T12:00Z")
+    looked_up = pd.DataFrame({
+        "eq_last_dep_delay": [12.0, 30.0, 5.0],
+        "eq_last_departure_epoch": [(decision + pd.Timedelta(minutes=m)).timestamp() for m in (-30, 10, 0)],
+        "eq_last_sched_block_minutes": [60.0, 60.0, 45.0]})
+    out = derive_features(looked_up, pd.Series([decision] * 3))
+    assert out["eq_minutes_since_last_departure"].iloc[0] == 30.0
+    assert out["eq_last_dep_delay"].iloc[0] == 12.0
+    later = out.iloc[1]
+    assert later[["eq_last_dep_delay", "eq_last_sched_block_minutes", "eq_minutes_since_last_departure",
+                  "eq_rotation_slack_minutes"]].isna().all()
+    assert out["eq_minutes_since_last_departure"].iloc[2] == 0.0  # departed at the decision time: known
+    assert looked_up["eq_last_dep_delay"].iloc[1] == 30.0  # the input frame is not changed
