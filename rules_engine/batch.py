@@ -125,39 +125,113 @@ def _leaf(leaf: Leaf) -> Callable[[_Columns], _Evaluated]:  # noqa: C901 - one b
     return ordered
 
 
-def _condition(condition: Condition) -> Callable[[_Columns], _Evaluated]:
+def _leaf_paths(leaf: Leaf) -> list[str]:
+    """The fact paths a leaf reads: its fact and, for an ordered comparison, a referenced bound."""
+    paths = [leaf.fact]
+    if leaf.op not in (Op.EQ, Op.NE, Op.IN, Op.NOT_IN, Op.BETWEEN) and isinstance(leaf.value, str):
+        paths.append(leaf.value[1:])
+    return paths
+
+
+_Reached = tuple[np.ndarray, np.ndarray, np.ndarray]  # (hit, unsure, read: the rows on which a watched path is read)
+
+
+def _condition(condition: Condition, watched: Callable[[str], bool] = lambda _: False
+               ) -> Callable[[_Columns], _Reached]:
     """The condition over whole columns: which rows it hits, and which rows :func:`decide` would see raise
     (``unsure``) — exactly, short-circuits included: ``all`` stops at its first miss, ``any`` at its
-    first hit, so a later part's wrong fact type does not matter to such a row."""
+    first hit, so a later part's wrong fact type does not matter to such a row — and on which rows it
+    reads a path that ``watched`` names (for :func:`reads`)."""
     if isinstance(condition, Leaf):
-        return _leaf(condition)
-    if isinstance(condition, Not):
-        inner = _condition(condition.not_)
+        evaluate, reads_watched = _leaf(condition), any(map(watched, _leaf_paths(condition)))
 
-        def negated(cols: _Columns) -> _Evaluated:
-            hit, unsure = inner(cols)
-            return ~hit, unsure
+        def leaf(cols: _Columns) -> _Reached:
+            hit, unsure = evaluate(cols)
+            return hit, unsure, np.full(cols.n, reads_watched)
+        return leaf
+    if isinstance(condition, Not):
+        inner = _condition(condition.not_, watched)
+
+        def negated(cols: _Columns) -> _Reached:
+            hit, unsure, read = inner(cols)
+            return ~hit, unsure, read
         return negated
     every = isinstance(condition, All)
-    parts = [_condition(c) for c in (condition.all if every else condition.any)]
+    parts = [_condition(c, watched) for c in (condition.all if every else condition.any)]
 
-    def combined(cols: _Columns) -> _Evaluated:
-        pending, hit, unsure = np.ones(cols.n, bool), np.zeros(cols.n, bool), np.zeros(cols.n, bool)
+    def combined(cols: _Columns) -> _Reached:
+        pending, hit = np.ones(cols.n, bool), np.zeros(cols.n, bool)
+        unsure, read = np.zeros(cols.n, bool), np.zeros(cols.n, bool)
         for part in parts:
-            part_hit, part_unsure = part(cols)
+            part_hit, part_unsure, part_read = part(cols)
             unsure |= pending & part_unsure
+            read |= pending & part_read
             if not every:
                 hit |= pending & ~part_unsure & part_hit
             pending &= ~part_unsure & (part_hit if every else ~part_hit)
-        return (pending if every else hit), unsure
+        return (pending if every else hit), unsure, read
     return combined
 
 
 _PLANS: dict = {}
 
 
-def _plan(policy: Policy) -> list[Callable[[_Columns], _Evaluated]]:
+def _plan(policy: Policy) -> list[Callable[[_Columns], _Reached]]:
     return kept(_PLANS, policy, lambda: [_condition(rule.when) for rule in policy.rules], bound=64)
+
+
+def _evaluate(policy: Policy, plan: list[Callable[[_Columns], _Reached]], cols: _Columns
+              ) -> tuple[np.ndarray, ...]:
+    """Rows x rules: hits, errors (unsure), watched reads, and rules skipped (``first``: an earlier rule
+    hit); an erring or skipped rule does not hit, and a skipped rule neither errs nor reads."""
+    evaluated = [condition(cols) for condition in plan]
+    unsure = np.stack([u for _, u, _ in evaluated], axis=1)
+    hits = np.stack([hit for hit, _, _ in evaluated], axis=1) & ~unsure  # a rule that errs does not hit
+    read = np.stack([r for _, _, r in evaluated], axis=1)
+    skipped = np.zeros_like(hits)
+    if policy.hit_policy == HitPolicy.FIRST:
+        skipped = (np.cumsum(hits, axis=1) - hits) > 0
+        unsure &= ~skipped  # never evaluated by decide
+        read &= ~skipped
+    return hits, unsure, read, skipped
+
+
+_WATCHES: dict = {}
+
+
+def reads(policy: Policy, facts_rows: Sequence[dict[str, Any]], part: str) -> np.ndarray:
+    """Per row, whether deciding it could read the facts under ``part`` (a top-level key such as
+    ``reroute``), which the rows need not hold yet. Where it is False, :func:`decide` gives the same
+    decision whatever ``part`` holds: no condition that reaches the row reads it (short-circuits exact,
+    as in :func:`decide_many`) and no action it renders takes a parameter from it. True, conservatively,
+    for a row on which any rule errs. Lets the caller work ``part`` out only for the rows that need it
+    (the shipment path's alternative carriers: their scores cost more than the shipment's own)."""
+    if "." in part or part == "policy":
+        raise ValueError(f"part must be a top-level facts key other than 'policy', not {part!r}")
+    n = len(facts_rows)
+
+    def watched(path: str) -> bool:
+        return path.split(".", 1)[0] == part
+    if not policy.rules:
+        return np.full(n, _renders(policy.default.actions, watched))
+    plans = kept(_WATCHES, policy, dict, bound=64)  # per part, the policy's conditions watching it
+    if part not in plans:
+        plans[part] = [_condition(rule.when, watched) for rule in policy.rules]
+    plan = plans[part]
+    hits, unsure, read, skipped = _evaluate(policy, plan, _Columns(facts_rows, policy))
+    need = (read | unsure).any(axis=1)
+    for r, rule in enumerate(policy.rules):
+        if _renders(rule.actions, watched):
+            need |= hits[:, r]
+    if _renders(policy.default.actions, watched):
+        need |= ~hits.any(axis=1)
+    return need
+
+
+def _renders(actions: Sequence, watched: Callable[[str], bool]) -> bool:
+    """Whether any of the actions takes a parameter from a watched path."""
+    return any(isinstance(value, str) and value.startswith("$") and watched(value[1:])
+               for action in actions for value in action.params.values())
 
 
 def decide_many(policy: Policy, facts_rows: Sequence[dict[str, Any]]) -> list[Decision]:
@@ -165,14 +239,9 @@ def decide_many(policy: Policy, facts_rows: Sequence[dict[str, Any]]) -> list[De
     if len(facts_rows) < SMALL or not policy.rules:
         return [decide(policy, facts) for facts in facts_rows]
     cols = _Columns(facts_rows, policy)
-    evaluated = [condition(cols) for condition in _plan(policy)]
-    unsure = np.stack([u for _, u in evaluated], axis=1)
-    hits = np.stack([hit for hit, _ in evaluated], axis=1) & ~unsure  # a rule that errs does not hit
+    hits, unsure, _, skipped = _evaluate(policy, _plan(policy), cols)
     status = hits.astype(np.int8)  # 1 hit, 0 no hit, 2 skipped (an earlier rule decided)
-    if policy.hit_policy == HitPolicy.FIRST:
-        skipped = (np.cumsum(hits, axis=1) - hits) > 0
-        status[skipped] = 2
-        unsure &= ~skipped  # never evaluated by decide
+    status[skipped] = 2
     doubtful = unsure.any(axis=1)
     patterns, which = np.unique(status, axis=0, return_inverse=True)
     shapes = [shape_of(policy, tuple(None if s == 2 else bool(s) for s in pattern)) for pattern in patterns.tolist()]

@@ -146,12 +146,9 @@ class DelayScorer:
         rows, owners = list(shipments), []
         keys = [entity_keys(shipment) for shipment in shipments]
         if reroute:
-            for i, shipment in enumerate(shipments):
-                for carrier in self.lane_carriers.get(keys[i]["lane"], ()):
-                    if carrier != shipment["carrier"]:
-                        rows.append({**shipment, "carrier": carrier})
-                        keys.append(with_carrier(keys[i], carrier))
-                        owners.append(i)
+            extra, extra_keys, owners = self._alternative_rows(shipments, keys)
+            rows += extra
+            keys += extra_keys
         looked_up = self._lookup(rows, keys)
         columns = model_columns(rows, looked_up)
         x = self._matrix(columns)
@@ -176,6 +173,29 @@ class DelayScorer:
         if reroute:
             scores.alternatives = self._ranked([r["carrier"] for r in rows[n:]], p_all[n:], owners, p_all[:n])
         return scores
+
+    def alternatives(self, shipments: Sequence[Mapping], p_late: np.ndarray) -> list[list[dict]]:
+        """Per shipment (``p_late``: its own score), every other carrier on its lane scored for that very
+        shipment, least risky first: what :meth:`score` gives with ``reroute``, for the shipments whose
+        decision needs it (``rules_engine.batch.reads``)."""
+        rows, keys, owners = self._alternative_rows(shipments, [entity_keys(s) for s in shipments])
+        if not rows:
+            return [[] for _ in shipments]
+        x = self._matrix(model_columns(rows, self._lookup(rows, keys)))
+        p_alt = self.model.model.calibrator_.transform(probability(self._paths.raw_of(self._paths.leaves(x))))
+        return self._ranked([r["carrier"] for r in rows], p_alt, owners, np.asarray(p_late, dtype=float))
+
+    def _alternative_rows(self, shipments: Sequence[Mapping], keys: list[dict]
+                          ) -> tuple[list[dict], list[dict], list[int]]:
+        """The shipments with each other carrier on their lanes: rows, their entity keys, their owners."""
+        rows, alt_keys, owners = [], [], []
+        for i, shipment in enumerate(shipments):
+            for carrier in self.lane_carriers.get(keys[i]["lane"], ()):
+                if carrier != shipment["carrier"]:
+                    rows.append({**shipment, "carrier": carrier})
+                    alt_keys.append(with_carrier(keys[i], carrier))
+                    owners.append(i)
+        return rows, alt_keys, owners
 
     @staticmethod
     def _ranked(carriers: list[str], p_alt, owners: list[int], p) -> list[list[dict]]:

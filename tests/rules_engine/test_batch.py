@@ -8,11 +8,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rules_engine import batch
-from rules_engine.batch import SMALL, decide_many
+from rules_engine.batch import SMALL, decide_many, reads
 from rules_engine.engine import decide
 from rules_engine.loader import load_policy
 from rules_engine.schema import Action, ActionType, Example, Expected, Fallback, HitPolicy, Leaf, Op, Policy, Rule
-from tests.rules_engine.test_engine import _CONDITIONS, _FACTS, _LEAVES
+from tests.rules_engine.test_engine import _CONDITIONS, _FACTS, _LEAVES, _SCALARS
 
 # Mostly well-typed facts, so that most rows are decided by column (a row with a wrong type anywhere a rule
 # looks is handed to decide() itself); the engine's own, wilder facts in a third of the rows.
@@ -84,3 +84,47 @@ def test_few_rows_are_decided_by_the_engine_itself(n):
     policy = load_policy(DELAY)
     rows = [{"shipment": {"shipment_id": "s"}, "scores": {"p_late": 0.7}}] * n
     assert decide_many(policy, rows) == [decide(policy, facts) for facts in rows]
+
+
+# what ``a`` may hold once it is worked out: the conditions read a.b.c, the actions take $a.b.c
+_PART = st.one_of(_SCALARS, st.builds(lambda v: {"b": {"c": v}}, _SCALARS), st.just({"b": {"c": 1.0}}),
+                  st.just({"b": {"c": -1}}), st.just({"b": {"c": "DL"}}))
+
+
+@settings(max_examples=400, deadline=None)
+@given(policies(), st.lists(st.one_of(_TYPED, _FACTS), min_size=1, max_size=30),
+       st.lists(_PART, min_size=30, max_size=30))
+def test_a_row_that_does_not_read_a_part_is_decided_the_same_whatever_it_holds(policy, rows, parts):
+    bare = [{k: v for k, v in row.items() if k != "a"} for row in rows]
+    need = reads(policy, bare, "a")
+    assert need.dtype == bool and need.shape == (len(rows),)
+    for row, part, needed in zip(bare, parts, need.tolist()):
+        if not needed:
+            assert decide(policy, {**row, "a": part}) == decide(policy, row)
+
+
+def test_the_delay_policy_reads_the_alternatives_exactly_from_the_reroute_risk_on():
+    policy = load_policy(DELAY)
+    rows = [{"shipment": {"shipment_id": f"s{i}", "declared_value": [None, 60000][i % 2]},
+             "scores": {"p_late": i / 100}} for i in range(100)]
+    assert reads(policy, rows, "reroute").tolist() == [i >= 40 for i in range(100)]  # reroute_min_risk 0.4
+    assert not reads(policy, rows, "nothing").any()
+
+
+def test_a_part_taken_by_an_action_or_a_default_or_read_by_an_erring_rule_is_needed():
+    take = Action(type=ActionType.NOTIFY_CUSTOMER, params={"who": "$a.who"})
+    small = Rule(id="small", when=Leaf(fact="x", op=Op.LT, value=10), outcome="approve", actions=[take])
+
+    def policy(rules, default_actions=()):
+        return Policy.model_construct(
+            id="p", version="1.0.0", owner="me", effective_from=date(2026, 1, 1), description="",
+            hit_policy=HitPolicy.COLLECT, thresholds={}, rules=rules,
+            default=Fallback(outcome="approve", actions=list(default_actions)), degraded=Fallback(outcome="review"),
+            examples=[])
+    rows = [{"x": 1}, {"x": 20}, {"x": "ten"}, {}]
+    assert reads(policy([small]), rows, "a").tolist() == [True, False, True, False]  # hit, miss, error, missing
+    assert reads(policy([small], [take]), rows, "a").tolist() == [True, True, True, True]  # the default takes it
+    assert reads(policy([], [take]), rows, "a").tolist() == [True] * 4
+    assert not reads(policy([]), rows, "a").any()
+    with pytest.raises(ValueError, match="top-level"):
+        reads(policy([small]), rows, "a.b")

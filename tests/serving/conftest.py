@@ -36,10 +36,16 @@ class StubDelayScorer:
         p = np.array([self.risk.get(c, 0.2) for c in carriers])
         reasons = [[{"feature": "origin_live_undeparted_120m", "value": 9.0, "contribution": 0.8}]] * len(p)
         features = [{"carrier_volume_30d": None if c not in self.risk else 40.0} for c in carriers]
-        alternatives = [[{"carrier": c, "p_late": v, "gain": round(float(p[i]) - v, 4)}
-                         for c, v in sorted(self.risk.items(), key=lambda kv: kv[1]) if c != carrier]
-                        for i, carrier in enumerate(carriers)]
+        alternatives = self.alternatives(shipments, p) if reroute else None
         return DelayScores(p, reasons, features, [c not in self.risk for c in carriers], alternatives)
+
+    def alternatives(self, shipments: list[dict], p_late) -> list[list[dict]]:
+        self.alternatives_asked = getattr(self, "alternatives_asked", 0) + len(shipments)
+        if self.fail:
+            raise self.fail
+        return [[{"carrier": c, "p_late": v, "gain": round(float(p) - v, 4)}
+                 for c, v in sorted(self.risk.items(), key=lambda kv: kv[1]) if c != shipment["carrier"]]
+                for shipment, p in zip(shipments, p_late, strict=True)]
 
 
 def make_runtime(url: str, scorer) -> Runtime:

@@ -81,6 +81,21 @@ def test_alternatives_ranked_per_shipment_in_one_pass():
     np.testing.assert_allclose(scores.p_late, [_direct("AA", 2475), _direct("UA", 719)], rtol=1e-12)
 
 
+def test_alternatives_asked_for_afterwards_equal_those_of_the_one_pass():
+    scorer = _scorer({"JFK-LAX": ["AA", "B6", "DL", "UA"], "EWR-ORD": ["UA", "AA"], "BOS-SFO": ["B6"]})
+    shipments = _rows(SHIPMENT, {**SHIPMENT, "shipment_id": "S-2", "origin": "EWR", "destination": "ORD",
+                                  "carrier": "UA", "distance_miles": 719},
+                      {**SHIPMENT, "shipment_id": "S-3", "origin": "BOS", "destination": "SFO", "carrier": "B6"})
+    together = scorer.score(shipments)
+    alone = scorer.score(shipments, reroute=False)
+    assert alone.alternatives == [] and len(scorer.reader.calls[-1]) == 3
+    np.testing.assert_array_equal(alone.p_late, together.p_late)
+    assert scorer.alternatives(shipments, alone.p_late) == together.alternatives
+    assert together.alternatives[2] == []  # the lane's only carrier: nothing else to suggest
+    assert scorer.alternatives(shipments[1:2], alone.p_late[1:2]) == together.alternatives[1:2]
+    assert scorer.alternatives(shipments[2:], alone.p_late[2:]) == [[]]
+
+
 def test_reasons_add_up_to_the_score_and_name_the_carrier():
     scorer = _scorer({})
     scores = scorer.score(_rows(SHIPMENT))

@@ -173,6 +173,20 @@ def test_batch_decides_every_shipment(api):
     assert stored == ids
 
 
+def test_alternatives_are_scored_only_for_the_shipments_whose_decision_reads_them(api, scorer):
+    """The delay policy looks at reroute gains from a p_late of 0.4 on: AA (0.72) and UA (0.45) need them,
+    DL (0.31) and the unknown ZZ (0.2) do not; the decisions are those of a pass that scored them all."""
+    batch = {"shipments": [{**SHIPMENT, "shipment_id": f"S-{i}", "carrier": c}
+                           for i, c in enumerate(["AA", "DL", "UA", "ZZ", "DL"])]}
+    r = api.post("/shipments/decide/batch", json=batch, headers=api.headers_for(Role.ORCHESTRATOR))
+    assert r.status_code == 200 and scorer.alternatives_asked == 2
+    decided = r.json()["decisions"]
+    reroute = [next((a for a in d["actions"] if a["type"] == "suggest_reroute"), None) for d in decided]
+    assert [a is not None for a in reroute] == [True, False, True, False, False]
+    assert [x["carrier"] for x in reroute[0]["params"]["alternatives"]] == ["DL", "UA"]  # least risky first
+    assert [x["carrier"] for x in reroute[2]["params"]["alternatives"]] == ["DL"]
+
+
 def test_batch_repeating_a_shipment_and_a_decided_one_records_each_once(api):
     headers = api.headers_for(Role.ORCHESTRATOR)
     decided = api.post("/shipments/decide", json={**SHIPMENT, "shipment_id": "S-old"}, headers=headers).json()
