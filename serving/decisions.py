@@ -152,7 +152,7 @@ class DecisionService:
         try:
             scorer = self._delay_scorer()
             shipments = _SHIPMENTS.dump_python(requests)
-            scores = scorer.score(shipments, explain=True, reroute=False)
+            scores = scorer.score(shipments, explain=True)
             p_late = scores.p_late.tolist()
             facts_rows = [{"shipment": payload, "scores": {"p_late": p}, "features_missing": missing}
                           for payload, p, missing in zip(payloads, p_late, scores.features_missing, strict=True)]

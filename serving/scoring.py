@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -78,7 +78,6 @@ class DelayScores:
     reasons: list[list[dict]]
     features: list[dict]
     features_missing: list[bool]
-    alternatives: list[list[dict]] = field(default_factory=list)
 
 
 def risk_band(p: float) -> str:
@@ -140,44 +139,35 @@ class DelayScorer:
             raise ModelUnavailable(f"{self.model.name} v{self.model.version} expects unknown feature(s) {unknown}")
         return model_matrix(self.model.model, self._codes, columns)
 
-    def score(self, shipments: Sequence[Mapping], *, explain: bool = True, reroute: bool = True) -> DelayScores:
-        """Score the shipments (request fields as mappings) and, in the same pass, every alternative
-        carrier on their lanes."""
-        rows, owners = list(shipments), []
-        keys = [entity_keys(shipment) for shipment in shipments]
-        if reroute:
-            extra, extra_keys, owners = self._alternative_rows(shipments, keys)
-            rows += extra
-            keys += extra_keys
-        looked_up = self._lookup(rows, keys)
+    def score(self, shipments: Sequence[Mapping], *, explain: bool = True) -> DelayScores:
+        """Score the shipments (request fields as mappings), with their reasons if ``explain``; the other
+        carriers on their lanes are :meth:`alternatives`."""
+        rows = list(shipments)
+        looked_up = self._lookup(rows)
         columns = model_columns(rows, looked_up)
         x = self._matrix(columns)
         inner = self.model.model
-        n = len(shipments)
         leaves = self._paths.leaves(x)
-        p_all = inner.calibrator_.transform(probability(self._paths.raw_of(leaves)))
+        p_late = inner.calibrator_.transform(probability(self._paths.raw_of(leaves)))
         names = inner.features_
-        features = [dict(zip(names, row, strict=True)) for row in zip(*(_plain_column(columns[name][:n])
+        features = [dict(zip(names, row, strict=True)) for row in zip(*(_plain_column(columns[name])
                                                                        for name in names), strict=True)]
-        reasons: list[list[dict]] = [[] for _ in range(n)]
+        reasons: list[list[dict]] = [[] for _ in rows]
         if explain:
-            contrib = self._paths.contributions_of(leaves[:n])
+            contrib = self._paths.contributions_of(leaves)
             top = np.argsort(-np.abs(contrib), axis=1)[:, :5]  # the same sort as row by row, all rows at once
             weights = np.take_along_axis(contrib, top, axis=1).tolist()
             for i, (columns_i, weights_i) in enumerate(zip(top.tolist(), weights, strict=True)):
                 row = features[i]
                 reasons[i] = [{"feature": names[j], "value": row[names[j]], "contribution": w}
                               for j, w in zip(columns_i, weights_i, strict=True)]
-        missing = np.isnan(looked_up[:n, self._trailing]).any(axis=1).tolist()
-        scores = DelayScores(p_all[:n], reasons, features, missing)
-        if reroute:
-            scores.alternatives = self._ranked([r["carrier"] for r in rows[n:]], p_all[n:], owners, p_all[:n])
-        return scores
+        missing = np.isnan(looked_up[:, self._trailing]).any(axis=1).tolist()
+        return DelayScores(p_late, reasons, features, missing)
 
     def alternatives(self, shipments: Sequence[Mapping], p_late: np.ndarray) -> list[list[dict]]:
         """Per shipment (``p_late``: its own score), every other carrier on its lane scored for that very
-        shipment, least risky first: what :meth:`score` gives with ``reroute``, for the shipments whose
-        decision needs it (``rules_engine.batch.reads``)."""
+        shipment, least risky first. Asked for only for the shipments whose decision reads them
+        (``rules_engine.batch.reads``): they cost more than the shipments' own scores."""
         rows, keys, owners = self._alternative_rows(shipments, [entity_keys(s) for s in shipments])
         if not rows:
             return [[] for _ in shipments]

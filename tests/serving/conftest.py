@@ -26,9 +26,9 @@ class StubDelayScorer:
     def __init__(self, risk: dict[str, float], fail: Exception | None = None) -> None:
         self.risk, self.fail = risk, fail
         self.model = LoadedModel("delay_risk", "7", "delay_risk_v1", None)
-        self.calls = 0
+        self.calls = self.alternatives_asked = 0
 
-    def score(self, shipments: list[dict], *, explain=True, reroute=True) -> DelayScores:
+    def score(self, shipments: list[dict], *, explain=True) -> DelayScores:
         self.calls += 1
         if self.fail:
             raise self.fail
@@ -36,13 +36,10 @@ class StubDelayScorer:
         p = np.array([self.risk.get(c, 0.2) for c in carriers])
         reasons = [[{"feature": "origin_live_undeparted_120m", "value": 9.0, "contribution": 0.8}]] * len(p)
         features = [{"carrier_volume_30d": None if c not in self.risk else 40.0} for c in carriers]
-        alternatives = self.alternatives(shipments, p) if reroute else None
-        return DelayScores(p, reasons, features, [c not in self.risk for c in carriers], alternatives)
+        return DelayScores(p, reasons, features, [c not in self.risk for c in carriers])
 
     def alternatives(self, shipments: list[dict], p_late) -> list[list[dict]]:
-        self.alternatives_asked = getattr(self, "alternatives_asked", 0) + len(shipments)
-        if self.fail:
-            raise self.fail
+        self.alternatives_asked += len(shipments)
         return [[{"carrier": c, "p_late": v, "gain": round(float(p) - v, 4)}
                  for c, v in sorted(self.risk.items(), key=lambda kv: kv[1]) if c != shipment["carrier"]]
                 for shipment, p in zip(shipments, p_late, strict=True)]

@@ -67,33 +67,24 @@ def _rows(*shipments: dict) -> list[dict]:
     return [ShipmentIn(**s).model_dump() for s in shipments]
 
 
-def test_alternatives_ranked_per_shipment_in_one_pass():
-    scorer = _scorer({"JFK-LAX": ["AA", "B6", "DL", "UA"], "EWR-ORD": ["UA", "AA"]})
-    shipments = _rows(SHIPMENT, {**SHIPMENT, "shipment_id": "S-2", "origin": "EWR", "destination": "ORD",
-                                  "carrier": "UA", "distance_miles": 719})
-    scores = scorer.score(shipments)
-    assert len(scorer.reader.calls) == 1 and len(scorer.reader.calls[0]) == 2 + 3 + 1
-    first, second = scores.alternatives
-    assert [a["carrier"] for a in first] == ["DL", "UA", "B6"]
-    assert first[0]["p_late"] == round(_direct("DL", 2475), 4)
-    assert first[0]["gain"] == round(_direct("AA", 2475) - _direct("DL", 2475), 4)
-    assert [a["carrier"] for a in second] == ["AA"] and second[0]["gain"] < 0
-    np.testing.assert_allclose(scores.p_late, [_direct("AA", 2475), _direct("UA", 719)], rtol=1e-12)
-
-
-def test_alternatives_asked_for_afterwards_equal_those_of_the_one_pass():
+def test_alternatives_ranked_per_shipment():
     scorer = _scorer({"JFK-LAX": ["AA", "B6", "DL", "UA"], "EWR-ORD": ["UA", "AA"], "BOS-SFO": ["B6"]})
     shipments = _rows(SHIPMENT, {**SHIPMENT, "shipment_id": "S-2", "origin": "EWR", "destination": "ORD",
                                   "carrier": "UA", "distance_miles": 719},
                       {**SHIPMENT, "shipment_id": "S-3", "origin": "BOS", "destination": "SFO", "carrier": "B6"})
-    together = scorer.score(shipments)
-    alone = scorer.score(shipments, reroute=False)
-    assert alone.alternatives == [] and len(scorer.reader.calls[-1]) == 3
-    np.testing.assert_array_equal(alone.p_late, together.p_late)
-    assert scorer.alternatives(shipments, alone.p_late) == together.alternatives
-    assert together.alternatives[2] == []  # the lane's only carrier: nothing else to suggest
-    assert scorer.alternatives(shipments[1:2], alone.p_late[1:2]) == together.alternatives[1:2]
-    assert scorer.alternatives(shipments[2:], alone.p_late[2:]) == [[]]
+    scores = scorer.score(shipments)
+    assert len(scorer.reader.calls) == 1 and len(scorer.reader.calls[0]) == 3  # the shipments alone
+    np.testing.assert_allclose(scores.p_late[:2], [_direct("AA", 2475), _direct("UA", 719)], rtol=1e-12)
+    first, second, third = scorer.alternatives(shipments, scores.p_late)
+    assert len(scorer.reader.calls) == 2 and len(scorer.reader.calls[1]) == 3 + 1  # their alternatives, once
+    assert [a["carrier"] for a in first] == ["DL", "UA", "B6"]
+    assert first[0]["p_late"] == round(_direct("DL", 2475), 4)
+    assert first[0]["gain"] == round(_direct("AA", 2475) - _direct("DL", 2475), 4)
+    assert [a["carrier"] for a in second] == ["AA"] and second[0]["gain"] < 0
+    assert third == []  # the lane's only carrier: nothing else to suggest
+    # asked for some shipments only, each gets what it got among all of them
+    assert scorer.alternatives(shipments[1:2], scores.p_late[1:2]) == [second]
+    assert scorer.alternatives(shipments[2:], scores.p_late[2:]) == [[]]
 
 
 def test_reasons_add_up_to_the_score_and_name_the_carrier():
@@ -122,7 +113,7 @@ def test_a_champion_that_is_not_a_binary_classifier_is_unavailable():
 def test_lane_without_other_carriers_has_no_alternatives():
     scorer = _scorer({})
     scores = scorer.score(_rows(SHIPMENT))
-    assert scores.alternatives == [[]] and scores.features_missing == [True]
+    assert scorer.alternatives(_rows(SHIPMENT), scores.p_late) == [[]] and scores.features_missing == [True]
 
 
 def test_a_champion_expecting_features_the_service_does_not_build_is_unavailable():
