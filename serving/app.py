@@ -19,7 +19,7 @@ from serving import jsontext, live_updates
 from serving.auth import Caller, Forbidden, Role
 from serving.decisions import Conflict
 from serving.explanations import explain_decision
-from serving.metrics import observe
+from serving.metrics import observe, observe_batch
 from serving.review_api import review_router
 from serving.reviews import NotFound
 from serving.runtime import UNCACHED, Runtime, build_runtime
@@ -145,10 +145,10 @@ def create_app(runtime_factory: Callable[[], Runtime] = build_runtime) -> FastAP
     def decide_shipments(body: ShipmentBatchIn, caller: Caller = Depends(role(Role.ORCHESTRATOR)),
                          idempotency_key: str | None = Header(default=None, max_length=128)) -> JSONResponse:
         """Decide up to 1,000 shipments in one request."""
-        texts: list = []
-        done = runtime().decisions.decide_shipments(body.shipments, header_key=idempotency_key,
-                                                    caller=caller.key_id, encoded=texts)
+        done, texts, decided_in = runtime().decide_shipment_batch(body.shipments, header_key=idempotency_key,
+                                                                  caller=caller.key_id)
         _observed(done)
+        observe_batch(decided_in)
         return _respond({"decisions": texts})  # each decision's logged JSON text, as it is
 
     @app.post("/invoices/decide", response_model=InvoiceDecision)

@@ -1,4 +1,5 @@
-"""Invoice decisions in a process of their own beside each service worker (docs/decisions.md, session 12).
+"""Invoice decisions in a process of their own beside each service worker (docs/decisions.md, session 12),
+and a worker's second shipment batch in flight (session 18).
 
 An invoice decision is 0.2-0.4 s of pandas under the GIL. Run on a worker's thread pool, it shares that
 worker's GIL with the shipment decisions on its event loop: each time a shipment decision waits for
@@ -14,6 +15,12 @@ it as it starts (:meth:`InvoiceProcess.warm`, from its readiness check): otherwi
 each worker waited for the child's imports, runtime and model (17 s once in CI). A child that dies is
 replaced and the request sent again once: a decision it recorded before dying is then found by its
 idempotency key, so a retry never decides twice.
+
+A worker decides one shipment batch at a time on its own threads; a second batch arriving meanwhile would
+share its GIL with the first (two batches landing on one worker ran no faster together than one after the
+other, while the other worker idled). If the child is idle and warmed, that batch is decided there instead,
+by the same code on the same database (:meth:`InvoiceProcess.try_decide_shipments`); if it is busy, not
+yet warmed or dies, the worker decides the batch itself, as before.
 """
 
 from __future__ import annotations
@@ -66,16 +73,24 @@ def _child_runtime():
 
 
 def _warm() -> dict:
-    """In the child: import, build and load what an invoice decision needs; what it could load."""
-    from features.errors import ModelUnavailable
+    """In the child: import, build and load what an invoice decision and a shipment batch need; what it
+    could load (a model that could not be is None, with the reason)."""
+    from features.errors import ModelUnavailable, TollgateError
     from serving import invoice_decisions  # noqa: F401 - its imports (pandas, the audit features)
 
     runtime = _child_runtime()
+    out: dict = {"pid": os.getpid()}
     try:
         scorer = runtime.invoice_scorer()
+        out["invoice_model"] = f"{scorer.model.name}/{scorer.model.version}"
     except ModelUnavailable as exc:
-        return {"pid": os.getpid(), "invoice_model": None, "reason": str(exc)}
-    return {"pid": os.getpid(), "invoice_model": f"{scorer.model.name}/{scorer.model.version}"}
+        out |= {"invoice_model": None, "reason": str(exc)}
+    try:
+        model = runtime.delay_scorer().model
+        out["delay_model"] = f"{model.name}/{model.version}"
+    except TollgateError as exc:  # no champion, or its features: the child decides no batch
+        out |= {"delay_model": None, "delay_reason": str(exc)}
+    return out
 
 
 def _decide(invoices: list, header_key: str | None, caller: str | None) -> tuple[str, object]:
@@ -94,6 +109,24 @@ def _decide(invoices: list, header_key: str | None, caller: str | None) -> tuple
         return "database", str(exc.orig)
 
 
+def _decide_shipments(requests: list, header_key: str | None, caller: str | None) -> tuple[str, object]:
+    """In the child: a shipment batch decided and recorded as the worker would, returned as what the
+    worker answers with: each decision's metric labels (``serving.metrics.labels_of``) and its logged JSON."""
+    from sqlalchemy.exc import OperationalError
+
+    from serving.metrics import labels_of
+
+    try:
+        texts: list = []
+        done = _child_runtime().decisions.decide_shipments(requests, header_key=header_key, caller=caller,
+                                                            encoded=texts)
+        return "ok", ([labels_of(decision) for decision in done], texts)
+    except TollgateError as exc:
+        return "error", exc
+    except OperationalError as exc:
+        return "database", str(exc.orig)
+
+
 class InvoiceProcess:
     """The worker's side: decisions through one child process, started on first use."""
 
@@ -102,6 +135,7 @@ class InvoiceProcess:
         self._pool: ProcessPoolExecutor | None = None
         self._warming: tuple[ProcessPoolExecutor, Future] | None = None
         self._lock = threading.Lock()
+        self._in_flight = 0  # requests handed to the child and not yet answered
 
     def _executor(self) -> ProcessPoolExecutor:
         with self._lock:
@@ -131,26 +165,61 @@ class InvoiceProcess:
         return list(getattr(pool, "_processes", None) or {}) if pool is not None else []
 
     def decide(self, invoices: list, *, header_key: str | None, caller: str | None) -> list[dict]:
-        from sqlalchemy.exc import OperationalError
+        with self._lock:
+            self._in_flight += 1
+        try:
+            for attempt in (1, 2):
+                pool = self._executor()
+                try:
+                    status, value = pool.submit(_decide, invoices, header_key, caller).result()
+                    break
+                except BrokenProcessPool:
+                    self._discard(pool)
+                    if attempt == 2:
+                        raise InvoiceWorkerUnavailable("the invoice process stopped twice on this request; "
+                                                       "retry it (nothing is decided twice)") from None
+        finally:
+            with self._lock:
+                self._in_flight -= 1
+        return _answer(status, value, "invoice decision")
 
-        for attempt in (1, 2):
-            pool = self._executor()
-            try:
-                status, value = pool.submit(_decide, invoices, header_key, caller).result()
-                break
-            except BrokenProcessPool:
-                self._discard(pool)
-                if attempt == 2:
-                    raise InvoiceWorkerUnavailable("the invoice process stopped twice on this request; "
-                                                   "retry it (nothing is decided twice)") from None
-        if status == "error":
-            raise value
-        if status == "database":
-            raise OperationalError("invoice decision", {}, Exception(value))
-        return value
+    def try_decide_shipments(self, requests: list, *, header_key: str | None,
+                             caller: str | None) -> tuple[list[dict], list] | None:
+        """A shipment batch decided in the child (metric labels and logged JSON of each decision), or None
+        when the child cannot take it at once: busy with another request, not started or not warmed yet
+        (its first batch would wait for the model), or dead. The worker then decides the batch itself; a
+        batch a dying child had recorded is found there by its idempotency keys."""
+        warmed = self.warm()  # a child started anew (after one died) begins warming here
+        if not (warmed.done() and warmed.exception() is None and warmed.result().get("delay_model")):
+            return None
+        with self._lock:
+            pool = self._pool
+            if pool is None or self._in_flight:
+                return None
+            self._in_flight += 1
+        try:
+            status, value = pool.submit(_decide_shipments, requests, header_key, caller).result()
+        except BrokenProcessPool:
+            self._discard(pool)
+            return None
+        finally:
+            with self._lock:
+                self._in_flight -= 1
+        return _answer(status, value, "shipment batch")
 
     def close(self) -> None:
         with self._lock:
             pool, self._pool = self._pool, None
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _answer(status: str, value, what: str):
+    """The child's answer as the worker's own: the value, or the error raised again."""
+    from sqlalchemy.exc import OperationalError
+
+    if status == "error":
+        raise value
+    if status == "database":
+        raise OperationalError(what, {}, Exception(value))
+    return value

@@ -26,6 +26,28 @@ def _metrics():
     return decisions, actions, degraded
 
 
+@lru_cache(maxsize=1)
+def _batch_metric():
+    import bentoml
+
+    return bentoml.metrics.Counter(
+        name="tollgate_shipment_batches", documentation="Shipment batch requests decided, by where: the "
+        "worker itself, or its side process when another batch was in flight (serving/invoice_process.py)",
+        labelnames=["decided_in"])
+
+
+def observe_batch(decided_in: str) -> None:
+    _batch_metric().labels(decided_in=decided_in).inc()
+
+
+_LABELS = ("kind", "outcome", "policy_version", "model_version", "degraded", "degraded_reason")
+
+
+def labels_of(decision: dict) -> dict:
+    """What :func:`observe` reads of a decision (a process that decides for a worker sends only this)."""
+    return {k: decision.get(k) for k in _LABELS} | {"actions": [{"type": a["type"]} for a in decision["actions"]]}
+
+
 def observe(decisions_served: list[dict]) -> None:
     """Count returned decisions (replays of an idempotent request are counted again: they were served).
 

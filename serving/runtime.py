@@ -64,6 +64,7 @@ class Runtime:
     _reviews: ReviewService | None = None
     _versions: dict[tuple[str, str], LoadedModel] = field(default_factory=dict)
     invoice_process: object | None = None  # serving.invoice_process.InvoiceProcess, or decide in-process
+    _batch_slot: threading.Lock = field(default_factory=threading.Lock)
 
     @property
     def reviews(self) -> ReviewService:
@@ -132,6 +133,29 @@ class Runtime:
         from serving.invoice_decisions import decide_invoices
 
         return decide_invoices(self.decisions, self.invoice_scorer, requests, header_key=header_key, caller=caller)
+
+    def decide_shipment_batch(self, requests: list, *, header_key: str | None,
+                              caller: str | None) -> tuple[list[dict], list, str]:
+        """A batch's decisions (at least what metrics count of each), their logged JSON texts, and where
+        they were decided. One batch at a time is decided on this worker's threads; one arriving meanwhile
+        goes to the invoice process if it is idle (there it has a core to itself, here it would share the
+        GIL with the first: serving/invoice_process.py), else it is decided here too."""
+        if self._batch_slot.acquire(blocking=False):
+            try:
+                return (*self._decide_shipments_here(requests, header_key=header_key, caller=caller), "worker")
+            finally:
+                self._batch_slot.release()
+        if self.invoice_process is not None:
+            sent = self.invoice_process.try_decide_shipments(requests, header_key=header_key, caller=caller)
+            if sent is not None:
+                return (*sent, "side_process")
+        return (*self._decide_shipments_here(requests, header_key=header_key, caller=caller), "worker")
+
+    def _decide_shipments_here(self, requests: list, *, header_key: str | None,
+                               caller: str | None) -> tuple[list[dict], list]:
+        texts: list = []
+        done = self.decisions.decide_shipments(requests, header_key=header_key, caller=caller, encoded=texts)
+        return done, texts
 
     def invoices_ready(self) -> bool:
         """True once invoices need no start-up work: at once on the thread pool; with the invoice

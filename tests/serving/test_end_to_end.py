@@ -18,6 +18,7 @@ from training.spec import load_spec
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 
 LAUNCHED: dict[str, Launched] = {}  # base URL -> its server, for the tests that look at its processes
+SETUP: dict = {}  # the servers' environment and feature store, for tests that start a side process of their own
 
 
 def _pg_schema_url(name: str) -> str:
@@ -60,6 +61,7 @@ def servers(tmp_path_factory):
             server.stop()
         pytest.fail(f"service not ready: {exc}")
     LAUNCHED.update({server.base: server for server in pair})
+    SETUP.update(env=env, settings=settings)
     yield [server.base for server in pair], key
     for server in pair:
         server.stop()
@@ -185,3 +187,100 @@ def test_an_invoice_is_decided_in_a_lower_priority_child_of_the_worker(server):
     assert children, f"no invoice process in the server's tree {LAUNCHED[base].tree()}"
     assert all(child.nice() == worker.nice() + 5 for worker, child in children)
     assert {child.pid for _, child in children} == {p.pid for p in before}  # the warmed ones decided
+
+
+def _batch_counts(base: str) -> dict[str, float]:
+    metrics = httpx.get(f"{base}/metrics", timeout=10).text
+    return {where: sum(float(line.rsplit(" ", 1)[1]) for line in metrics.splitlines()
+                       if line.startswith("tollgate_shipment_batches_total{") and f'decided_in="{where}"' in line)
+            for where in ("worker", "side_process")}
+
+
+def _shipments(prefix: str, n: int) -> list[dict]:
+    carriers = ["UA", "EV", "B6", "DL", "AA", "MQ"]
+    return [{"shipment_id": f"{prefix}-{i}", "carrier": carriers[i % 6], "origin": "EWR", "destination": "ORD",
+             "scheduled_departure": f"2013-02-27T{6 + i % 14:02d}:00:00-05:00",
+             "scheduled_arrival": f"2013-02-27T{8 + i % 14:02d}:10:00-06:00", "distance_miles": 719}
+            for i in range(n)]
+
+
+def test_a_second_batch_in_flight_on_a_worker_is_decided_by_its_side_process(server):
+    """Six batches sent at once to two workers: a worker given one while it decides another hands it to its
+    invoice process (serving/invoice_process.py, on its own core). Every shipment is decided once by the
+    real model, in order, and a batch sent again gets the same decisions wherever it was first decided."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    base, key = server
+    headers = {"Authorization": f"Bearer {key}"}
+    batches = [_shipments(f"E2E-B{b}", 400) for b in range(6)]
+
+    def post(batch: list[dict]) -> httpx.Response:
+        return httpx.post(f"{base}/v1/shipments/decide/batch", json={"shipments": batch}, headers=headers, timeout=120)
+
+    before = _batch_counts(base)
+    with ThreadPoolExecutor(len(batches)) as pool:
+        answers = list(pool.map(post, batches))
+    after = _batch_counts(base)
+    assert [a.status_code for a in answers] == [200] * 6, [a.text[:300] for a in answers]
+    for batch, answer in zip(batches, answers, strict=True):
+        decided = answer.json()["decisions"]
+        assert [d["subject_id"] for d in decided] == [s["shipment_id"] for s in batch]
+        assert all(d["model_name"] == "delay_risk" and not d["degraded"] and 0 < d["scores"]["p_late"] < 1
+                   for d in decided)
+    assert after["worker"] + after["side_process"] - before["worker"] - before["side_process"] == 6
+    assert after["side_process"] > before["side_process"], f"no batch went to a side process: {before} -> {after}"
+    again = [post(batch).json()["decisions"] for batch in batches]  # one at a time now: each by a worker
+    assert [[d["decision_id"] for d in a] for a in again] == [[d["decision_id"] for d in a.json()["decisions"]]
+                                                              for a in answers]
+
+
+def test_a_side_process_decides_a_batch_as_the_worker_would_and_declines_when_it_cannot(monkeypatch, servers):
+    """The child itself on the servers' PostgreSQL log: declined until warmed, then the real model's
+    decisions recorded once (a worker deciding the same requests finds them), declined while busy or dead."""
+    import signal
+
+    from serving.invoice_process import InvoiceProcess
+    from serving.runtime import build_runtime
+    from serving.schemas import ShipmentIn
+
+    env, settings = SETUP["env"], SETUP["settings"]
+    for name in ("TOLLGATE_MLFLOW_URI", "TOLLGATE_FEAST_REPO", "TOLLGATE_DATABASE_URL"):
+        monkeypatch.setenv(name, env[name])
+    process = InvoiceProcess(env["TOLLGATE_DATABASE_URL"], tracking_uri=env["TOLLGATE_MLFLOW_URI"],
+                             store_settings=settings)
+    requests = [ShipmentIn(**s) for s in _shipments("E2E-SIDE", 50)]
+    try:
+        assert process.try_decide_shipments(requests, header_key=None, caller=None) is None  # warming only
+        warmed = process.warm().result(timeout=180)
+        assert warmed["delay_model"] == "delay_risk/1", warmed
+        labels, texts = process.try_decide_shipments(requests, header_key=None, caller="side-test")
+        decided = [json.loads(bytes(t)) for t in texts]
+        assert [d["subject_id"] for d in decided] == [r.shipment_id for r in requests]
+        assert [label["outcome"] for label in labels] == [d["outcome"] for d in decided]
+        assert all(d["model_version"] == "1" and not d["degraded"] for d in decided)
+        worker = build_runtime(env["TOLLGATE_DATABASE_URL"])  # the worker's own path finds them recorded
+        done, _, where = worker.decide_shipment_batch(requests, header_key=None, caller="side-test")
+        assert where == "worker" and [d["decision_id"] for d in done] == [d["decision_id"] for d in decided]
+
+        with process._lock:
+            process._in_flight += 1  # an invoice in the child: the batch is not queued behind it
+        try:
+            assert process.try_decide_shipments(requests, header_key=None, caller=None) is None
+        finally:
+            with process._lock:
+                process._in_flight -= 1
+
+        (child,) = process.child_pids()
+        pool = process._executor()
+        submit = pool.submit
+
+        def submit_then_kill(*args):
+            future = submit(*args)
+            os.kill(child, signal.SIGKILL)
+            return future
+        monkeypatch.setattr(pool, "submit", submit_then_kill)
+        fresh = [ShipmentIn(**s) for s in _shipments("E2E-SIDE-DEAD", 5)]
+        assert process.try_decide_shipments(fresh, header_key=None, caller=None) is None  # the worker decides
+        assert process.child_pids() != [child]
+    finally:
+        process.close()
