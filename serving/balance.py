@@ -46,7 +46,7 @@ def _closes_anyway(scope) -> bool:
     return any(name == b"connection" and b"close" in value.lower() for name, value in scope.get("headers", ()))
 
 
-def default_directory() -> Path:
+def _default_directory() -> Path:
     from serving.runtime import ROOT
 
     return ROOT / "var" / "run" / f"workers-{socket.gethostname()}-{os.getppid()}"
@@ -163,7 +163,7 @@ class ConnectionBalance:
 
     def _open(self) -> None:
         if self.directory is None:
-            self.directory = default_directory()
+            self.directory = _default_directory()
             sweep(self.directory)
         self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         self._fd = os.open(self.directory / str(self.pid), os.O_RDWR | os.O_CREAT, 0o600)

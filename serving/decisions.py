@@ -108,12 +108,6 @@ class DecisionService:
         """The decision recorded under ``key``; Conflict if it was recorded for a different payload."""
         return self.existing_many([key], [digest])[0]
 
-    def any_recorded(self, keys: list[str]) -> bool:
-        """Whether a decision is recorded under any of ``keys``."""
-        with self.engine.connect() as conn:
-            return any(conn.execute(_RECORDED, {"keys": keys[start:start + 500]}).first() is not None
-                       for start in range(0, len(keys), 500))
-
     def existing_many(self, keys: list[str], digests: list[str]) -> list[dict | None]:
         """:meth:`existing` for many keys in one query (a batch, or a single decision)."""
         found: dict[str, tuple[str, dict]] = {}
@@ -129,19 +123,14 @@ class DecisionService:
 
     # -- shipments --------------------------------------------------------------------------
     def decide_shipments(self, requests: list[ShipmentIn], *, header_key: str | None = None,
-                         caller: str | None = None, encoded: list[msgspec.Raw] | None = None,
-                         part: tuple[int, int] | None = None) -> list[dict]:
+                         caller: str | None = None, encoded: list[msgspec.Raw] | None = None) -> list[dict]:
         """Decide a list of shipments (a batch shares one scoring pass). ``encoded``, if given, receives
         each decision's JSON text, the very bytes written to the log (a response need not encode them
-        again: ~6 ms a 1,000-row batch). ``part``: these requests are a batch's rows from ``part[0]`` on,
-        of ``part[1]`` in all (an ``Idempotency-Key`` is then the batch's key and the row's position in the
-        whole batch, as if it were decided in one piece)."""
-        first, size = part or (0, len(requests))
+        again: ~6 ms a 1,000-row batch)."""
         payloads = _SHIPMENTS.dump_python(requests, mode="json")
         digests = [request_hash(payload) for payload in payloads]
-        keys = [idempotency_key("shipment", r.shipment_id, d, f"{header_key}:{first + i}" if header_key and
-                                size > 1 else header_key)
-                for i, (r, d) in enumerate(zip(requests, digests, strict=True))]
+        keys = [idempotency_key("shipment", r.shipment_id, d, f"{header_key}:{i}" if header_key and len(
+            requests) > 1 else header_key) for i, (r, d) in enumerate(zip(requests, digests, strict=True))]
         done = self.existing_many(keys, digests)
         todo = [i for i, d in enumerate(done) if d is None]
         texts: list[msgspec.Raw | None] = [None] * len(done)

@@ -109,11 +109,9 @@ def _decide(invoices: list, header_key: str | None, caller: str | None) -> tuple
         return "database", str(exc.orig)
 
 
-def _decide_shipments(requests: list, header_key: str | None, caller: str | None,
-                      part: tuple[int, int] | None = None) -> tuple[str, object]:
-    """In the child: a shipment batch (or ``part`` of one) decided and recorded as the worker would,
-    returned as what the worker answers with: each decision's metric labels (``serving.metrics.labels_of``)
-    and its logged JSON."""
+def _decide_shipments(requests: list, header_key: str | None, caller: str | None) -> tuple[str, object]:
+    """In the child: a shipment batch decided and recorded as the worker would, returned as what the
+    worker answers with: each decision's metric labels (``serving.metrics.labels_of``) and its logged JSON."""
     from sqlalchemy.exc import OperationalError
 
     from serving.metrics import labels_of
@@ -121,7 +119,7 @@ def _decide_shipments(requests: list, header_key: str | None, caller: str | None
     try:
         texts: list = []
         done = _child_runtime().decisions.decide_shipments(requests, header_key=header_key, caller=caller,
-                                                            encoded=texts, part=part)
+                                                            encoded=texts)
         return "ok", ([labels_of(decision) for decision in done], texts)
     except TollgateError as exc:
         return "error", exc
@@ -191,14 +189,6 @@ class InvoiceProcess:
         when the child cannot take it at once: busy with another request, not started or not warmed yet
         (its first batch would wait for the model), or dead. The worker then decides the batch itself; a
         batch a dying child had recorded is found there by its idempotency keys."""
-        started = self.start_shipments(requests, header_key=header_key, caller=caller)
-        return None if started is None else self.finish_shipments(started)
-
-    def start_shipments(self, requests: list, *, header_key: str | None, caller: str | None,
-                        part: tuple[int, int] | None = None) -> Future | None:
-        """Hand the child a shipment batch (or ``part`` of one: its first row's position and the whole
-        batch's size) if it can take it at once, without waiting for the answer; None when it cannot
-        (:meth:`try_decide_shipments`). Every future returned must be given to :meth:`finish_shipments`."""
         warmed = self.warm()  # a child started anew (after one died) begins warming here
         if not (warmed.done() and warmed.exception() is None and warmed.result().get("delay_model")):
             return None
@@ -208,22 +198,9 @@ class InvoiceProcess:
                 return None
             self._in_flight += 1
         try:
-            future = pool.submit(_decide_shipments, requests, header_key, caller, part)
-        except (BrokenProcessPool, RuntimeError):  # broken, or shut down since
-            with self._lock:
-                self._in_flight -= 1
-            self._discard(pool)
-            return None
-        future.pool = pool
-        return future
-
-    def finish_shipments(self, future: Future) -> tuple[list[dict], list] | None:
-        """The answer to :meth:`start_shipments`: metric labels and logged JSON of each decision, the
-        child's error raised again, or None if the child died (the worker then decides those rows)."""
-        try:
-            status, value = future.result()
+            status, value = pool.submit(_decide_shipments, requests, header_key, caller).result()
         except BrokenProcessPool:
-            self._discard(future.pool)
+            self._discard(pool)
             return None
         finally:
             with self._lock:

@@ -32,8 +32,7 @@ def _batch_metric():
 
     return bentoml.metrics.Counter(
         name="tollgate_shipment_batches", documentation="Shipment batch requests decided, by where: the "
-        "worker itself, its side process when another batch was in flight on the worker "
-        "(serving/invoice_process.py), or split between the two when it was the only one in the service",
+        "worker itself, or its side process when another batch was in flight (serving/invoice_process.py)",
         labelnames=["decided_in"])
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import threading
 import time
-from contextlib import nullcontext, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,7 +14,7 @@ from features import store as feature_store
 from features.errors import ModelUnavailable
 from serving.auth import Caller, authenticate
 from serving.db import create_schema, make_engine
-from serving.decisions import DecisionService, idempotency_key
+from serving.decisions import DecisionService
 from serving.otel import freeze_long_lived
 from serving.policy_store import PolicySource
 from serving.reviews import ReviewService
@@ -23,12 +22,6 @@ from serving.scoring import DelayScorer, LoadedModel, load_champion, load_model
 
 ROOT = Path(__file__).resolve().parent.parent
 UNCACHED = object()
-SPLIT_FROM = 400
-"""A lone batch of this many rows or more is split with the invoice process. Each part has its fixed cost
-(~5 ms: an online read, a model call, a transaction) and its rows are sent across: a smaller batch gains
-too little (docs/decisions.md, session 19)."""
-SIDE_SHARE = 0.5
-"""The share of a split batch's rows decided in the invoice process (its later rows)."""
 
 
 def database_url() -> str:
@@ -71,7 +64,6 @@ class Runtime:
     _reviews: ReviewService | None = None
     _versions: dict[tuple[str, str], LoadedModel] = field(default_factory=dict)
     invoice_process: object | None = None  # serving.invoice_process.InvoiceProcess, or decide in-process
-    batch_slots: object | None = None  # serving.batch_slots.BatchSlots: batches in flight service-wide
     _batch_slot: threading.Lock = field(default_factory=threading.Lock)
 
     @property
@@ -147,59 +139,22 @@ class Runtime:
         """A batch's decisions (at least what metrics count of each), their logged JSON texts, and where
         they were decided. One batch at a time is decided on this worker's threads; one arriving meanwhile
         goes to the invoice process if it is idle (there it has a core to itself, here it would share the
-        GIL with the first: serving/invoice_process.py), else it is decided here too. A batch that is the
-        only one in flight in the whole service (``batch_slots``) is split between this worker and its
-        invoice process (:meth:`_decide_split`)."""
-        with self.batch_slots.hold() if self.batch_slots is not None else nullcontext(False) as alone:
-            if self._batch_slot.acquire(blocking=False):
-                try:
-                    if alone:
-                        return self._decide_split(requests, header_key=header_key, caller=caller)
-                    return (*self._decide_shipments_here(requests, header_key=header_key, caller=caller), "worker")
-                finally:
-                    self._batch_slot.release()
-            if self.invoice_process is not None:
-                sent = self.invoice_process.try_decide_shipments(requests, header_key=header_key, caller=caller)
-                if sent is not None:
-                    return (*sent, "side_process")
-            return (*self._decide_shipments_here(requests, header_key=header_key, caller=caller), "worker")
+        GIL with the first: serving/invoice_process.py), else it is decided here too."""
+        if self._batch_slot.acquire(blocking=False):
+            try:
+                return (*self._decide_shipments_here(requests, header_key=header_key, caller=caller), "worker")
+            finally:
+                self._batch_slot.release()
+        if self.invoice_process is not None:
+            sent = self.invoice_process.try_decide_shipments(requests, header_key=header_key, caller=caller)
+            if sent is not None:
+                return (*sent, "side_process")
+        return (*self._decide_shipments_here(requests, header_key=header_key, caller=caller), "worker")
 
-    def _decide_split(self, requests: list, *, header_key: str | None,
-                      caller: str | None) -> tuple[list[dict], list, str]:
-        """The only batch in flight in the service: its later rows go to the invoice process, if that is
-        idle, while this worker decides the first ones (two cores on one batch). Each part is recorded in
-        a transaction of its own, with the keys the whole batch would have had (``part``): a batch sent
-        again, split or not, finds every decision. If the child dies, its rows are decided here; those it
-        had recorded first are found by their keys."""
-        cut = round(len(requests) * (1 - SIDE_SHARE)) if len(requests) >= SPLIT_FROM else len(requests)
-        started = None
-        if header_key and cut < len(requests) and self.decisions.any_recorded(
-                [idempotency_key("shipment", "", "", f"{header_key}:{i}") for i in range(len(requests))]):
-            cut = len(requests)  # a replay, or a conflict: answered whole, as unsplit (a 409 records nothing)
-        if self.invoice_process is not None and cut < len(requests):
-            started = self.invoice_process.start_shipments(requests[cut:], header_key=header_key, caller=caller,
-                                                           part=(cut, len(requests)))
-        if started is None:
-            return (*self._decide_shipments_here(requests, header_key=header_key, caller=caller), "worker")
-        try:
-            done, texts = self._decide_shipments_here(requests[:cut], header_key=header_key, caller=caller,
-                                                      part=(0, len(requests)))
-        except BaseException:
-            with suppress(Exception):  # the answer is this error; the child's part is collected, not lost
-                self.invoice_process.finish_shipments(started)
-            raise
-        side = self.invoice_process.finish_shipments(started)
-        if side is None:  # the child died: its rows are decided here (any it had recorded are found so)
-            side = self._decide_shipments_here(requests[cut:], header_key=header_key, caller=caller,
-                                               part=(cut, len(requests)))
-            return done + side[0], texts + side[1], "worker"
-        return done + side[0], texts + side[1], "split"
-
-    def _decide_shipments_here(self, requests: list, *, header_key: str | None, caller: str | None,
-                               part: tuple[int, int] | None = None) -> tuple[list[dict], list]:
+    def _decide_shipments_here(self, requests: list, *, header_key: str | None,
+                               caller: str | None) -> tuple[list[dict], list]:
         texts: list = []
-        done = self.decisions.decide_shipments(requests, header_key=header_key, caller=caller, encoded=texts,
-                                               part=part)
+        done = self.decisions.decide_shipments(requests, header_key=header_key, caller=caller, encoded=texts)
         return done, texts
 
     def invoices_ready(self) -> bool:
@@ -244,11 +199,8 @@ def build_runtime(url: str | None = None, *, invoice_process: bool = False) -> R
     runtime.decisions = DecisionService(engine=engine, policies=PolicySource(engine),
                                         delay_scorer=runtime.delay_scorer)
     if invoice_process:
-        from serving.balance import default_directory
-        from serving.batch_slots import BatchSlots
         from serving.invoice_process import InvoiceProcess
 
         runtime.invoice_process = InvoiceProcess(url, tracking_uri=runtime.tracking_uri,
                                                  store_settings=runtime.store_settings, nice=invoice_nice())
-        runtime.batch_slots = BatchSlots(default_directory() / "batches")  # swept with its parent
     return runtime

@@ -14,10 +14,8 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from serving import runtime as runtime_module
 from serving.app import create_app
 from serving.auth import Role, create_key
-from serving.batch_slots import BatchSlots
 from serving.db import decisions
 from serving.metrics import labels_of, observe
 from serving.schemas import ShipmentIn
@@ -25,28 +23,15 @@ from tests.serving.conftest import SHIPMENT, StubDelayScorer, make_runtime
 
 
 class SideProcess:
-    """Answers a batch with one canned decision per shipment, or declines (``None``) when busy; a part of a
-    split batch is answered (or, ``dies``, not) when the worker collects it."""
+    """Answers a batch with one canned decision per shipment, or declines (``None``) when busy."""
 
-    def __init__(self, *, busy: bool = False, dies: bool = False) -> None:
-        self.busy, self.dies, self.asked, self.parts, self.collected = busy, dies, [], [], 0
-
-    def start_shipments(self, requests, *, header_key, caller, part=None):
-        self.parts.append(([r.shipment_id for r in requests], header_key, caller, part))
-        return None if self.busy else requests
-
-    def finish_shipments(self, started):
-        self.collected += 1
-        return None if self.dies else self._answer(started)
+    def __init__(self, *, busy: bool = False) -> None:
+        self.busy, self.asked = busy, []
 
     def try_decide_shipments(self, requests, *, header_key, caller):
         self.asked.append(([r.shipment_id for r in requests], header_key, caller))
         if self.busy:
             return None
-        return self._answer(requests)
-
-    @staticmethod
-    def _answer(requests):
         labels = [{"kind": "shipment", "outcome": "approve", "policy_version": "side", "model_version": "7",
                    "degraded": False, "degraded_reason": None, "actions": []} for _ in requests]
         return labels, [msgspec.Raw(json.dumps({"subject_id": r.shipment_id, "by": "side"}).encode())
@@ -143,87 +128,3 @@ def test_what_the_side_process_sends_for_metrics_counts_as_the_whole_decision(ru
     assert whole and counted([labels_of(d) for d in done]) == whole
     assert set(labels_of(done[0])) == {"kind", "outcome", "policy_version", "model_version", "degraded",
                                        "degraded_reason", "actions"}
-
-
-@pytest.fixture
-def alone(runtime, tmp_path, monkeypatch):
-    """The runtime as the service builds it: batches in flight counted service-wide; split from 6 rows."""
-    runtime.batch_slots = BatchSlots(tmp_path / "batches")
-    monkeypatch.setattr(runtime_module, "SPLIT_FROM", 6)
-    return runtime
-
-
-def _keys(runtime) -> list[str]:
-    with runtime.engine.connect() as conn:
-        return sorted(conn.execute(select(decisions.c.idempotency_key)).scalars())
-
-
-def test_a_lone_batch_is_split_the_later_rows_decided_by_the_side_process_at_their_positions(alone):
-    alone.invoice_process = side = SideProcess()
-    done, texts, where = alone.decide_shipment_batch(_requests(10), header_key="idem", caller="k1")
-    assert where == "split" and side.asked == [] and side.collected == 1
-    assert side.parts == [([f"B-{i}" for i in range(5, 10)], "idem", "k1", (5, 10))]
-    assert len(done) == 10 and [d["outcome"] for d in done[5:]] == ["approve"] * 5  # the side's labels
-    assert [json.loads(bytes(t))["subject_id"] for t in texts] == [f"B-{i}" for i in range(10)]
-    assert [json.loads(bytes(t)).get("by") for t in texts] == [None] * 5 + ["side"] * 5
-    assert _keys(alone) == [f"key:idem:{i}" for i in range(5)]  # the worker's part, at the batch's positions
-
-
-def test_a_batch_decided_in_parts_is_found_whole_when_sent_again(alone):
-    requests = _requests(8)
-    first = alone.decisions.decide_shipments(requests[:3], header_key="idem", part=(0, 8))
-    second = alone.decisions.decide_shipments(requests[3:], header_key="idem", part=(3, 8))
-    alone.invoice_process = side = SideProcess()
-    done, _, where = alone.decide_shipment_batch(requests, header_key="idem", caller=None)
-    assert where == "worker" and side.parts == []  # recorded already: answered whole, not split
-    assert [d["decision_id"] for d in done] == [d["decision_id"] for d in first + second]
-    assert _logged(alone) == 8
-
-
-def test_a_reused_key_with_another_payload_is_refused_whole_and_records_nothing(alone):
-    from serving.decisions import Conflict
-
-    alone.decisions.decide_shipments(_requests(1, "OLD"), header_key="idem")  # 'key:idem', not 'key:idem:0'
-    alone.decisions.decide_shipments(_requests(7)[6:], header_key="idem", part=(6, 7))
-    alone.invoice_process = side = SideProcess()
-    with pytest.raises(Conflict):
-        alone.decide_shipment_batch(_requests(7, "NEW"), header_key="idem", caller=None)
-    assert side.parts == [] and _logged(alone) == 2
-
-
-def test_when_the_side_process_dies_the_worker_decides_its_rows_at_their_positions(alone):
-    alone.invoice_process = side = SideProcess(dies=True)
-    done, texts, where = alone.decide_shipment_batch(_requests(6), header_key="idem", caller=None)
-    assert where == "worker" and side.collected == 1 and len(side.parts) == 1
-    assert [d["subject_id"] for d in done] == [f"B-{i}" for i in range(6)] and len(texts) == 6
-    assert _keys(alone) == [f"key:idem:{i}" for i in range(6)]
-
-
-@pytest.mark.parametrize("case", ["another batch in flight", "too few rows", "side process busy"])
-def test_a_batch_is_decided_whole_by_the_worker_unless_alone_large_enough_and_the_side_process_idle(alone, case):
-    alone.invoice_process = side = SideProcess(busy=case == "side process busy")
-    with BatchSlots(alone.batch_slots.paths[0].parent).hold() as first:  # another worker's batch
-        assert first is True
-        if case == "another batch in flight":
-            done, _, where = alone.decide_shipment_batch(_requests(10), header_key=None, caller=None)
-    if case != "another batch in flight":
-        done, _, where = alone.decide_shipment_batch(_requests(5 if case == "too few rows" else 10),
-                                                     header_key=None, caller=None)
-    assert where == "worker" and _logged(alone) == len(done)
-    assert len(side.parts) == (case == "side process busy") and side.collected == 0
-
-
-def test_a_failing_worker_part_still_collects_the_side_part_and_gives_the_slots_back(alone):
-    alone.invoice_process = side = SideProcess()
-    decide = alone.decisions.decide_shipments
-
-    def fail_on_the_first_part(requests, **kwargs):
-        if kwargs.get("part", (None,))[0] == 0:
-            raise RuntimeError("boom")
-        return decide(requests, **kwargs)
-    alone.decisions.decide_shipments = fail_on_the_first_part
-    with pytest.raises(RuntimeError, match="boom"):
-        alone.decide_shipment_batch(_requests(8), header_key=None, caller=None)
-    assert side.collected == 1 and not alone._batch_slot.locked()
-    with alone.batch_slots.hold() as free:
-        assert free is True
